@@ -1,0 +1,1 @@
+"""An ExampleGen for folders of labelled images."""

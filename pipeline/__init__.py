@@ -1,0 +1,3 @@
+"""Pipeline factory, runners and command-line tool."""
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -1,0 +1,42 @@
+"""Typed pipeline configuration: built by a runner, consumed by `create_pipeline`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trainer.hparams import HParams
+
+DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateConfig:
+    """When a trained model is blessed: an absolute accuracy bound, and no worse than the baseline.
+
+    `accuracy_margin` is how much lower than the latest blessed model's accuracy a candidate may
+    score; the first run, with no blessed model yet, is judged on `accuracy_threshold` alone.
+    """
+
+    accuracy_threshold: float = 0.8
+    accuracy_margin: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.accuracy_threshold <= 1.0:
+            raise ValueError(f"accuracy_threshold must be in [0, 1], got {self.accuracy_threshold}")
+        if self.accuracy_margin < 0.0:
+            raise ValueError(f"accuracy_margin must be >= 0, got {self.accuracy_margin}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs; paths may be local or any URI TensorFlow can write."""
+
+    pipeline_name: str
+    pipeline_root: str
+    data_root: str
+    serving_model_dir: str
+    hparams: HParams
+    gate: GateConfig = GateConfig()
+    train_eval_buckets: tuple[int, int] = (4, 1)
+    beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    enable_cache: bool = True

@@ -1,0 +1,160 @@
+"""`imgpipe run`: check the inputs, run the pipeline locally, print and save the summary."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from pipeline.cli import MODEL_NAME, cli
+from pipeline.errors import UserError
+
+IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+                      "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
+IMAGENET_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
+
+
+def resolve_weights(value: str) -> str:
+    """'imagenet', 'none' or an absolute path of an existing .h5 file; anything else is an error."""
+    if value in ("imagenet", "none"):
+        return value
+    path = Path(value)
+    if path.suffix.lower() != ".h5":
+        raise UserError(f"unknown --weights value {value!r}: use imagenet, none or the path of "
+                        "an .h5 weights file")
+    if not path.is_file():
+        raise UserError(f"weights file {value} does not exist; pass an existing .h5 file, "
+                        "or make one with 'imgpipe pretrain-base'")
+    return str(path.resolve())
+
+
+def ensure_imagenet_weights() -> None:
+    """Fetches Keras' no-top InceptionV3 ImageNet weights into its cache, or fails early."""
+    import tensorflow as tf
+
+    try:
+        tf.keras.utils.get_file(os.path.basename(IMAGENET_NOTOP_URL), IMAGENET_NOTOP_URL,
+                                cache_subdir="models", file_hash=IMAGENET_NOTOP_MD5)
+    except Exception as error:  # noqa: BLE001  (any failure means: no weights)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"could not download ImageNet weights ({reason}); without internet pass "
+                        "--weights PATH.h5 (e.g. from 'imgpipe pretrain-base')") from None
+
+
+def check_paths(data: Path, output: Path) -> None:
+    """The data and output folders must not contain each other."""
+    data, output = data.resolve(), output.resolve()
+    if data == output or data in output.parents or output in data.parents:
+        raise UserError(f"--data {data} and --output {output} overlap; put the output folder "
+                        "outside the data folder")
+
+
+@contextlib.contextmanager
+def stderr_to(log_path: Path) -> Iterator[None]:
+    """Sends file descriptor 2 (TensorFlow's C++ logs, Beam, absl) and Python logging to a file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        saved_fd = os.dup(2)
+        handler = logging.StreamHandler(log_file)
+        root = logging.getLogger()
+        saved_handlers, root.handlers = root.handlers, [handler]
+        root.setLevel(logging.INFO)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            yield
+        finally:
+            log_file.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            root.handlers = saved_handlers
+
+
+@cli.command("run")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="A folder of class folders: DATA/<class>/<image>.")
+@click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path),
+              help="Where artifacts, ML Metadata, logs and the served model go.")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="Base weights: imagenet, none, or the path of a no-top .h5 file.")
+@click.option("--image-size", default=150, show_default=True, type=click.IntRange(75, 1024))
+@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--accuracy-threshold", default=0.8, show_default=True,
+              type=click.FloatRange(0.0, 1.0), help="Eval accuracy needed to bless and push.")
+@click.option("--model-name", default="image_classifier", show_default=True,
+              help="Name under OUTPUT/serving/ (TF Serving's model name).")
+@click.option("--no-augment", is_flag=True, help="Train without in-graph augmentation.")
+@click.option("--no-cache", is_flag=True, help="Re-run every component, even if unchanged.")
+def run(data_dir: Path, output_dir: Path, weights: str, image_size: int, epochs: int,
+        batch_size: int, accuracy_threshold: float, model_name: str, no_augment: bool,
+        no_cache: bool) -> None:
+    """Ingest, validate, train, evaluate and push, on this machine."""
+    from pipeline.dataset import scan_dataset
+
+    if not MODEL_NAME.match(model_name):
+        raise UserError(f"--model-name {model_name!r} must be letters, digits, '_', '.' or '-'")
+    weights = resolve_weights(weights)
+    scan = scan_dataset(data_dir)
+    check_paths(data_dir, output_dir)
+    click.echo(f"data: {scan.image_count} images in {len(scan.class_names)} classes (" + ", ".join(
+        f"{name} {n}" for name, n in scan.images_per_class.items()) + ")")
+    if scan.skipped:
+        click.echo(f"skipped {len(scan.skipped)} files that are not images in a class folder:")
+        for path in scan.skipped:
+            click.echo(f"  {path}")
+    if weights == "imagenet":
+        ensure_imagenet_weights()
+    summary = _run_pipeline(data_dir, output_dir, scan.class_names, weights, image_size, epochs,
+                            batch_size, accuracy_threshold, model_name, no_augment, no_cache)
+    for line in summary.lines():
+        click.echo(line)
+
+
+def _run_pipeline(data_dir, output_dir, class_names, weights, image_size, epochs, batch_size,
+                  accuracy_threshold, model_name, no_augment, no_cache):
+    from pipeline.config import GateConfig, PipelineConfig
+    from pipeline.local_runner import OutputLayout, run_local
+    from pipeline.summary import read_run_summary
+    from trainer.hparams import HParams
+
+    layout = OutputLayout(output_dir.resolve())
+    hparams = HParams(class_names=class_names, image_size=image_size, weights=weights,
+                      epochs=epochs, batch_size=batch_size, augment=not no_augment)
+    config = PipelineConfig(
+        pipeline_name=model_name,
+        pipeline_root=str(layout.pipeline_root),
+        data_root=str(data_dir.resolve()),
+        serving_model_dir=str(layout.serving_dir / model_name),
+        hparams=hparams,
+        gate=GateConfig(accuracy_threshold=accuracy_threshold),
+        enable_cache=not no_cache,
+    )
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = layout.logs_dir / f"run-{stamp}.log"
+    click.echo(f"running the pipeline (full log: {log_path})")
+    failure = None
+    with stderr_to(log_path):
+        try:
+            run_local(config, layout.metadata_path)
+        except Exception as error:  # noqa: BLE001  (reported below, with its component)
+            logging.exception("pipeline failed")
+            failure = error
+    try:
+        summary = read_run_summary(layout.metadata_path, model_name, accuracy_threshold)
+    except LookupError:
+        summary = None
+    if failure is not None:
+        failed = [name for name, state in (summary.components if summary else {}).items()
+                  if state == "failed"]
+        where = f"component {failed[0]}" if failed else "the pipeline"
+        message = str(failure).strip().splitlines()
+        raise UserError(f"{where} failed: {type(failure).__name__}: "
+                        f"{message[-1] if message else ''}; full log: {log_path}")
+    layout.summary_path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary

@@ -1,0 +1,157 @@
+"""What the last run did, read back from ML Metadata and the artifacts it records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import ml_metadata as mlmd
+import tensorflow_data_validation as tfdv
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+_STATE_NAMES = {
+    mlmd.proto.Execution.COMPLETE: "complete",
+    mlmd.proto.Execution.CACHED: "cached",
+    mlmd.proto.Execution.FAILED: "failed",
+    mlmd.proto.Execution.RUNNING: "running",
+    mlmd.proto.Execution.NEW: "new",
+    mlmd.proto.Execution.CANCELED: "canceled",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """The facts a user wants after a run, also written as JSON for tools."""
+
+    pipeline_name: str
+    run_id: str
+    components: dict[str, str]
+    examples_per_split: dict[str, int]
+    eval_accuracy: float | None
+    eval_example_count: int | None
+    accuracy_threshold: float
+    accuracy_change: float | None
+    blessed: bool | None
+    pushed_path: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict for `json.dump`."""
+        return dataclasses.asdict(self)
+
+    def lines(self) -> list[str]:
+        """The human-readable summary, one fact per line."""
+        out = [f"run {self.run_id}: " + ", ".join(
+            f"{name} {state}" for name, state in self.components.items())]
+        out.append("examples: " + ", ".join(
+            f"{split} {n}" for split, n in sorted(self.examples_per_split.items())))
+        if self.eval_accuracy is None:
+            out.append("evaluation: no result")
+        else:
+            verdict = ">=" if self.eval_accuracy >= self.accuracy_threshold else "<"
+            line = (f"eval accuracy {self.eval_accuracy:.3f} {verdict} threshold "
+                    f"{self.accuracy_threshold:.3f} on {self.eval_example_count} images")
+            if self.accuracy_change is not None:
+                line += f"; change against the last blessed model {self.accuracy_change:+.3f}"
+            else:
+                line += "; no blessed model before, judged on the threshold alone"
+            out.append(line)
+        out.append("blessed: " + {True: "yes", False: "no", None: "not evaluated"}[self.blessed])
+        out.append(f"pushed: {self.pushed_path}" if self.pushed_path else "pushed: nothing")
+        return out
+
+
+def _store(metadata_path: Path) -> mlmd.MetadataStore:
+    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
+    return mlmd.MetadataStore(config)
+
+
+def _latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> mlmd.proto.Context:
+    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        raise LookupError(f"no run of pipeline {pipeline_name} in ML Metadata")
+    pipeline_execution_ids = {e.id for e in store.get_executions_by_context(pipeline.id)}
+    runs = [c for c in store.get_contexts_by_type("pipeline_run")
+            if any(e.id in pipeline_execution_ids for e in store.get_executions_by_context(c.id))]
+    if not runs:
+        raise LookupError(f"no run of pipeline {pipeline_name} in ML Metadata")
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def _outputs(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
+    """The output artifacts of one execution, by output key (e.g. 'blessing')."""
+    keyed: dict[str, int] = {}
+    for event in store.get_events_by_execution_ids([execution_id]):
+        if event.type == mlmd.proto.Event.OUTPUT and event.path.steps:
+            keyed[event.artifact_id] = event.path.steps[0].key
+    by_key: dict[str, list] = {}
+    for artifact in store.get_artifacts_by_id(sorted(keyed)):
+        by_key.setdefault(keyed[artifact.id], []).append(artifact)
+    return by_key
+
+
+def _example_counts(statistics: list) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for artifact in statistics:
+        for split in json.loads(artifact.properties["split_names"].string_value):
+            path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
+            stats = tfdv.load_stats_binary(path)
+            counts[split] = int(stats.datasets[0].num_examples)
+    return counts
+
+
+def _accuracy(evaluation_uri: str) -> tuple[float | None, int | None, float | None]:
+    accuracy = count = change = None
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for entry in slice_metrics.metric_keys_and_values:
+            value = entry.value.double_value.value
+            if entry.key.name == "accuracy":
+                if entry.key.is_diff:
+                    change = value
+                else:
+                    accuracy = value
+            elif entry.key.name == "example_count" and not entry.key.is_diff:
+                count = int(value)
+    return accuracy, count, change
+
+
+def read_run_summary(metadata_path: Path, pipeline_name: str,
+                     accuracy_threshold: float) -> RunSummary:
+    """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
+    store = _store(metadata_path)
+    run = _latest_run(store, pipeline_name)
+    components: dict[str, str] = {}
+    outputs: dict[str, dict[str, list]] = {}
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
+        nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
+                 if c.name.startswith(f"{pipeline_name}.")]
+        name = nodes[0][len(pipeline_name) + 1:] if nodes else str(execution.id)
+        components[name] = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        outputs[name] = _outputs(store, execution.id)
+    evaluator = outputs.get("Evaluator", {})
+    accuracy = count = change = None
+    if evaluator.get("evaluation"):
+        accuracy, count, change = _accuracy(evaluator["evaluation"][0].uri)
+    blessings = evaluator.get("blessing", [])
+    blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
+    pushed_path = None
+    for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
+        if pushed.custom_properties["pushed"].int_value:
+            pushed_path = pushed.custom_properties["pushed_destination"].string_value
+    return RunSummary(
+        pipeline_name=pipeline_name,
+        run_id=run.name,
+        components=components,
+        examples_per_split=_example_counts(outputs.get("StatisticsGen", {}).get("statistics", [])),
+        eval_accuracy=accuracy,
+        eval_example_count=count,
+        accuracy_threshold=accuracy_threshold,
+        accuracy_change=change,
+        blessed=blessed,
+        pushed_path=pushed_path,
+    )

@@ -1,0 +1,72 @@
+"""Serving signatures: the model takes raw encoded images; clients never re-implement preprocessing.
+
+- `serving_default` (TF Serving's Predict API): `image_bytes` [N] tf.string (JPEG, PNG, BMP or GIF
+  bytes) -> `probabilities` [N, C] float32 and `classes` [N] tf.string (the predicted class names).
+- `from_examples` (TFMA's Evaluator): serialized raw `tf.Example`s [N] -> `probability`, the head's
+  own output ([N, 1] sigmoid or [N, C] softmax).
+Both run Transform's graph first, then the model with `training=False`.
+
+The SavedModel holds a plain `tf.Module` (the variables, Transform's layer, the functions), not the
+Keras object: Keras would trace every layer's call for its own metadata, which for InceptionV3
+costs more than the rest of the export together, and loading it back would rebuild every layer.
+The functions are traced without autograph (they have no data-dependent Python control flow),
+which makes tracing InceptionV3 about twenty times faster.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from trainer import model as model_lib
+from trainer.transform import RAW_IMAGE_KEY, TRANSFORMED_IMAGE_KEY, decode_png_batch
+
+SERVING_SIGNATURE = "serving_default"
+EXAMPLES_SIGNATURE = "from_examples"
+
+
+def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
+                         class_names: tuple[str, ...], image_size: int
+                         ) -> tuple[tf.Module, dict[str, tf.types.experimental.ConcreteFunction]]:
+    """A module with the model's variables and Transform's graph, and the two signatures."""
+    module = tf.Module()
+    module.model_variables = list(model.variables)
+    module.tft_layer = tf_transform_output.transform_features_layer()
+    module.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")
+    raw_spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items()
+                if k == RAW_IMAGE_KEY}
+
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="images")])
+    def predict_images(images):
+        return model(images, training=False)
+
+    def predict_raw(raw_features):
+        transformed = module.tft_layer(raw_features)
+        return predict_images(decode_png_batch(transformed[TRANSFORMED_IMAGE_KEY], image_size))
+
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.string, name=RAW_IMAGE_KEY)])
+    def serve_image_bytes(image_bytes):
+        outputs = predict_raw({RAW_IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
+        probabilities = model_lib.class_probabilities(outputs)
+        classes = tf.gather(module.class_names, tf.argmax(probabilities, axis=-1))
+        return {"probabilities": probabilities, "classes": classes}
+
+    @tf.function(autograph=False,
+                 input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        return {"probability": predict_raw(tf.io.parse_example(serialized, raw_spec))}
+
+    module.predict_images = predict_images
+    return module, {
+        SERVING_SIGNATURE: serve_image_bytes.get_concrete_function(),
+        EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+    }
+
+
+def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
+           class_names: tuple[str, ...], image_size: int, serving_model_dir: str) -> None:
+    """Saves the model for TF Serving and TFMA, with both signatures."""
+    module, signatures = build_serving_module(model, tf_transform_output, class_names, image_size)
+    tf.saved_model.save(module, serving_model_dir, signatures=signatures)

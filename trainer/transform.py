@@ -1,0 +1,49 @@
+"""Transform's `preprocessing_fn`: the deterministic preprocessing, defined once.
+
+Decoding (JPEG, PNG, BMP, GIF's first frame; grayscale and alpha become RGB) and resizing to the
+model's input size happen here. The Trainer reads the result, and the exported serving signatures
+run this same graph (Transform's `transform_features_layer`) on raw image bytes, so training and
+serving cannot drift apart. The output stays compact: the resized image as lossless PNG bytes,
+not a materialized float tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+RAW_IMAGE_KEY = "image_bytes"
+LABEL_KEY = "label"
+TRANSFORMED_IMAGE_KEY = "image_png"
+
+
+def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """One encoded image (scalar string) -> uint8 [image_size, image_size, 3] RGB."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    resized = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def decode_png_batch(png_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """[N] PNG strings from `preprocessing_fn` -> uint8 [N, image_size, image_size, 3]."""
+    images = tf.map_fn(lambda b: tf.io.decode_png(b, channels=3), png_bytes,
+                       fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+    return tf.ensure_shape(images, [None, image_size, image_size, 3])
+
+
+def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]) -> dict:
+    """Raw examples -> {'image_png': [N] resized PNG bytes, 'label': [N] int64}.
+
+    `custom_config['image_size']` sets the output size. The label passes through when present
+    (training and evaluation); serving calls this without it.
+    """
+    image_size = int(custom_config["image_size"])
+    raw = tf.reshape(inputs[RAW_IMAGE_KEY], [-1])
+    png = tf.map_fn(lambda b: tf.io.encode_png(decode_and_resize(b, image_size)), raw,
+                    fn_output_signature=tf.TensorSpec([], tf.string))
+    outputs = {TRANSFORMED_IMAGE_KEY: png}
+    if LABEL_KEY in inputs:
+        outputs[LABEL_KEY] = tf.reshape(inputs[LABEL_KEY], [-1])
+    return outputs
