@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # The demo: a base pretrained on six source shapes, transferred to two shapes it never saw.
 DEMO := build/demo
-DEMO_SOURCE_SHAPES := triangle,cross,ring,stripes,star,diamond
+DEMO_SOURCE_SHAPES := square,triangle,ring,stripes,star,diamond
 DEMO_SIZE := 150
 
 .PHONY: setup demo test lint format bench clean

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-SHAPES = ("circle", "square", "triangle", "cross", "ring", "stripes", "star", "diamond")
+SHAPES = ("circle", "cross", "square", "triangle", "ring", "stripes", "star", "diamond")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""`imgpipe` on bad input: one clear line on stderr, exit code 2, no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+
+
+def imgpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([IMGPIPE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _class(root: Path, name: str, files: int = 1) -> None:
+    (root / name).mkdir(parents=True)
+    for i in range(files):
+        (root / name / f"{i}.jpg").write_bytes(b"\xff\xd8\xff")
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("imgpipe: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("make_data,args,expected", [
+    (lambda d: None, [], "does not exist"),
+    (lambda d: d.mkdir(), [], "has no class folders"),
+    (lambda d: _class(d, "cats"), [], "has one class (cats)"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--weights", "resnet"],
+     "unknown --weights value 'resnet'"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--weights", "missing.h5"],
+     "weights file missing.h5 does not exist"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--epochs", "0"], "--epochs"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--model-name", "a/b"], "--model-name"),
+])
+def test_run_refuses_bad_input(tmp_path, make_data, args, expected):
+    data = tmp_path / "data"
+    make_data(data)
+    result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"),
+                     "--weights", "none", *args, cwd=tmp_path)
+    _assert_one_line_error(result, expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_refuses_output_inside_data(tmp_path):
+    data = tmp_path / "data"
+    _class(data, "cats")
+    _class(data, "dogs")
+    result = imgpipe("run", "--data", str(data), "--output", str(data / "cats" / "out"),
+                     "--weights", "none", cwd=tmp_path)
+    _assert_one_line_error(result, "overlap")
+
+
+def test_missing_required_option_is_one_line(tmp_path):
+    _assert_one_line_error(imgpipe("run", "--output", "out", cwd=tmp_path), "--data")
+
+
+def test_sample_data_refuses_unknown_shapes(tmp_path):
+    result = imgpipe("sample-data", str(tmp_path / "d"), "--shapes", "circle,hexagon",
+                     cwd=tmp_path)
+    _assert_one_line_error(result, "unknown shape(s) hexagon")
+
+
+def test_pretrain_base_refuses_a_non_h5_output(tmp_path):
+    _class(tmp_path / "src", "a")
+    _class(tmp_path / "src", "b")
+    result = imgpipe("pretrain-base", "--data", str(tmp_path / "src"), "--output", "w.bin",
+                     cwd=tmp_path)
+    _assert_one_line_error(result, "must end in .h5")

@@ -1,0 +1,100 @@
+"""The whole pipeline on LocalDagRunner, through `imgpipe run`, asserted from ML Metadata."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_metadata as mlmd
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from pipeline.sample_data import write_sample_data
+
+IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+MODEL = "shapes"
+
+pytestmark = pytest.mark.slow
+
+
+def _run(data: Path, output: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
+         "--image-size", "75", "--epochs", "1", "--batch-size", "8",
+         "--accuracy-threshold", "0", "--model-name", MODEL],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _states_by_component(store: mlmd.MetadataStore, run: mlmd.proto.Context) -> dict[str, int]:
+    states = {}
+    for execution in store.get_executions_by_context(run.id):
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.name.startswith(f"{MODEL}."):
+                states[context.name.split(".", 1)[1]] = execution.last_known_state
+    return states
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_sample_data(root / "data", ("circle", "square"), 16, 75, seed=3)
+    result = _run(root / "data", root / "out")
+    return root, result
+
+
+def test_every_component_ran_and_the_model_was_blessed(first_run):
+    root, result = first_run
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(root / "out" / "metadata.sqlite")))
+    runs = store.get_contexts_by_type("pipeline_run")
+    assert len(runs) == 1
+    states = _states_by_component(store, runs[0])
+    assert set(states) == COMPONENTS
+    assert set(states.values()) == {mlmd.proto.Execution.COMPLETE}
+    blessings = [a for a in store.get_artifacts_by_type("ModelBlessing")]
+    assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["blessed"] is True
+    assert sum(summary["examples_per_split"].values()) == 32
+    assert "blessed: yes" in result.stdout
+
+
+def test_pushed_version_serves_one_probability_per_jpeg(first_run):
+    root, _ = first_run
+    versions = list((root / "out" / "serving" / MODEL).iterdir())
+    assert len(versions) == 1 and versions[0].name.isdigit()
+    assert (versions[0] / "saved_model.pb").is_file()
+    loaded = tf.saved_model.load(str(versions[0]))
+    serve = loaded.signatures["serving_default"]
+    jpegs = sorted((root / "data").rglob("*.jpg"))[:5]
+    outputs = serve(image_bytes=tf.constant([p.read_bytes() for p in jpegs]))
+    probabilities = outputs["probabilities"].numpy()
+    assert probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(outputs["classes"].numpy().tolist()) <= {b"circle", b"square"}
+
+
+def test_evaluator_signature_takes_the_examples_examplegen_wrote(first_run):
+    root, _ = first_run
+    version = next((root / "out" / "serving" / MODEL).iterdir())
+    serve = tf.saved_model.load(str(version)).signatures["from_examples"]
+    files = sorted((root / "out" / "pipeline" / "ImageExampleGen").rglob("*.gz"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP").take(3)]
+    assert serve(examples=tf.constant(records))["probability"].shape == (3, 1)
+
+
+def test_a_rerun_on_the_same_data_reuses_every_upstream_step(first_run):
+    root, _ = first_run
+    _run(root / "data", root / "out")
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(root / "out" / "metadata.sqlite")))
+    latest = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    states = _states_by_component(store, latest)
+    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer"):
+        assert states[name] == mlmd.proto.Execution.CACHED, name
