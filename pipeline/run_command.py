@@ -9,11 +9,17 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pipeline.cli import MODEL_NAME, cli
 from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
+    from pipeline.local_runner import OutputLayout
+    from pipeline.summary import RunSummary
 
 IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
                       "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -64,6 +70,7 @@ def stderr_to(log_path: Path) -> Iterator[None]:
         handler = logging.StreamHandler(log_file)
         root = logging.getLogger()
         saved_handlers, root.handlers = root.handlers, [handler]
+        saved_level = root.level
         root.setLevel(logging.INFO)
         os.dup2(log_file.fileno(), 2)
         try:
@@ -73,6 +80,7 @@ def stderr_to(log_path: Path) -> Iterator[None]:
             os.dup2(saved_fd, 2)
             os.close(saved_fd)
             root.handlers = saved_handlers
+            root.setLevel(saved_level)
 
 
 @cli.command("run")
@@ -110,31 +118,31 @@ def run(data_dir: Path, output_dir: Path, weights: str, image_size: int, epochs:
             click.echo(f"  {path}")
     if weights == "imagenet":
         ensure_imagenet_weights()
-    summary = _run_pipeline(data_dir, output_dir, scan.class_names, weights, image_size, epochs,
-                            batch_size, accuracy_threshold, model_name, no_augment, no_cache)
-    for line in summary.lines():
-        click.echo(line)
 
-
-def _run_pipeline(data_dir, output_dir, class_names, weights, image_size, epochs, batch_size,
-                  accuracy_threshold, model_name, no_augment, no_cache):
     from pipeline.config import GateConfig, PipelineConfig
-    from pipeline.local_runner import OutputLayout, run_local
-    from pipeline.summary import read_run_summary
+    from pipeline.local_runner import OutputLayout
     from trainer.hparams import HParams
 
     layout = OutputLayout(output_dir.resolve())
-    hparams = HParams(class_names=class_names, image_size=image_size, weights=weights,
-                      epochs=epochs, batch_size=batch_size, augment=not no_augment)
     config = PipelineConfig(
         pipeline_name=model_name,
         pipeline_root=str(layout.pipeline_root),
         data_root=str(data_dir.resolve()),
         serving_model_dir=str(layout.serving_dir / model_name),
-        hparams=hparams,
+        hparams=HParams(class_names=scan.class_names, image_size=image_size, weights=weights,
+                        epochs=epochs, batch_size=batch_size, augment=not no_augment),
         gate=GateConfig(accuracy_threshold=accuracy_threshold),
         enable_cache=not no_cache,
     )
+    for line in run_and_summarize(config, layout).lines():
+        click.echo(line)
+
+
+def run_and_summarize(config: PipelineConfig, layout: OutputLayout) -> RunSummary:
+    """Runs the pipeline with its logs in a file, then reads back and saves the run's summary."""
+    from pipeline.local_runner import run_local
+    from pipeline.summary import read_run_summary
+
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = layout.logs_dir / f"run-{stamp}.log"
     click.echo(f"running the pipeline (full log: {log_path})")
@@ -145,8 +153,9 @@ def _run_pipeline(data_dir, output_dir, class_names, weights, image_size, epochs
         except Exception as error:  # noqa: BLE001  (reported below, with its component)
             logging.exception("pipeline failed")
             failure = error
+    threshold = config.gate.accuracy_threshold
     try:
-        summary = read_run_summary(layout.metadata_path, model_name, accuracy_threshold)
+        summary = read_run_summary(layout.metadata_path, config.pipeline_name, threshold)
     except LookupError:
         summary = None
     if failure is not None:
