@@ -1,0 +1,187 @@
+"""Device choices for the Trainer: mixed precision, XLA and the distribution strategy.
+
+The decision is made in two steps so that it can be tested without a GPU:
+- `plan_devices(config, gpu_names)` is pure: from the requested `DeviceConfig` and the names of
+  the visible GPUs it returns a `DevicePlan`. Tests pass fake lists of names.
+- `apply_plan(plan)` acts on it: it sets Keras' global mixed-precision policy and returns the
+  `tf.distribute.Strategy` to build and compile the model under.
+
+What 'auto' resolves to:
+
+| visible GPUs | precision     | XLA | strategy                                  |
+| ------------ | ------------- | --- | ----------------------------------------- |
+| 0 (CPU)      | float32       | off | default (`tf.distribute.get_strategy()`)  |
+| 1            | mixed_float16 | on  | default                                   |
+| 2 or more    | mixed_float16 | on  | `tf.distribute.MirroredStrategy`          |
+
+Every choice can be overridden, and no override is refused for lack of GPUs: 'mirrored' on one
+device (or on the CPU) is a valid MirroredStrategy with one replica, useful to exercise the
+distributed code path anywhere; 'mixed_float16' on the CPU works but is emulated and slow, so it
+is logged as a warning; XLA compiles on the CPU too.
+
+XLA is refused for models it cannot compile. In TensorFlow 2.16 `ImageProjectiveTransformV3`, the
+op behind Keras' RandomRotation, RandomTranslation and RandomZoom (and `augment.RandomShear`), has
+no XLA kernel on CPU or GPU, so `model.compile(jit_compile=True)` on a model with those layers
+fails at the first `fit` (RandomFlip alone compiles). The caller says so with
+`xla_compatible=False`: 'auto' then resolves to XLA off, and 'on' is a ValueError.
+
+Using a plan (the caller's side):
+1. Call `apply_plan(plan)` (or `with devices_applied(plan) as strategy:`) *before* building the
+   model: a Keras layer takes the global policy when it is constructed.
+2. Build and compile the model inside `with strategy.scope():`, so its variables and the
+   optimizer's slots are mirrored across replicas; `fit` can run outside the scope.
+3. Pass `jit_compile=plan.jit_compile` to `model.compile`.
+4. Give the output layer `dtype=OUTPUT_DTYPE` ('float32'), e.g. `Dense(1, activation='sigmoid',
+   dtype=OUTPUT_DTYPE)`. Under a mixed policy every other layer computes in float16 or bfloat16;
+   the final Dense and its sigmoid or softmax must not, because the loss needs float32 precision
+   (a float16 softmax overflows) and the serving signature promises float32 probabilities.
+   If the activation is a separate layer, that layer needs `dtype=OUTPUT_DTYPE` too.
+Under 'mixed_float16', Keras 2's `compile` wraps the optimizer in a `LossScaleOptimizer` itself, so
+gradients do not underflow; a custom training loop would have to do that by hand.
+
+The policy is process-global: it stays set after `apply_plan` returns, for every model built
+later in the process. `devices_applied` restores the previous policy on exit; tests use it or
+call `reset_policy()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+XLA_CHOICES = ("auto", "on", "off")
+STRATEGIES = ("auto", "mirrored", "default")
+
+# The output layer's dtype under any policy: see point 4 of the module's docstring.
+OUTPUT_DTYPE = "float32"
+
+_STRATEGY_LABELS = {"mirrored": "MirroredStrategy", "default": "default strategy"}
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    """What the user asks for; 'auto' lets `plan_devices` decide from the visible GPUs."""
+
+    precision: str = "auto"
+    xla: str = "auto"
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_choice("devices.precision", self.precision, PRECISIONS)
+        _check_choice("devices.xla", self.xla, XLA_CHOICES)
+        _check_choice("devices.strategy", self.strategy, STRATEGIES)
+
+    def to_config(self) -> dict[str, str]:
+        """A JSON-friendly dict (it travels inside the hyperparameters' `custom_config`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DeviceConfig:
+        """The inverse of `to_config`; unknown keys are an error, not silently dropped."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields)
+        if unknown:
+            raise ValueError(f"unknown device settings: {', '.join(unknown)}")
+        return cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicePlan:
+    """The resolved decision: what `apply_plan` sets and what `model.compile` is given."""
+
+    precision_policy: str
+    jit_compile: bool
+    strategy_name: str
+    gpus: int
+
+    def __post_init__(self) -> None:
+        _check_choice("DevicePlan.precision_policy", self.precision_policy, PRECISIONS[1:])
+        _check_choice("DevicePlan.strategy_name", self.strategy_name, STRATEGIES[1:])
+        if self.gpus < 0:
+            raise ValueError(f"gpus must be at least 0, got {self.gpus}")
+
+    def describe(self) -> str:
+        """One line for the log, e.g. '2 GPUs: mixed_float16, XLA on, MirroredStrategy'."""
+        where = "CPU" if self.gpus == 0 else f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+        xla = "XLA on" if self.jit_compile else "XLA off"
+        return f"{where}: {self.precision_policy}, {xla}, {_STRATEGY_LABELS[self.strategy_name]}"
+
+
+def plan_devices(config: DeviceConfig, gpu_names: Sequence[str], *,
+                 xla_compatible: bool = True) -> DevicePlan:
+    """Resolves `config` against the visible GPUs; pure apart from logging warnings.
+
+    `xla_compatible=False` says the model holds ops XLA cannot compile (in-graph augmentation);
+    'auto' then turns XLA off and 'on' raises ValueError.
+    """
+    gpus = len(gpu_names)
+
+    precision = config.precision
+    if precision == "auto":
+        # float16 is fast only on GPUs (tensor cores); on the CPU it is emulated.
+        precision = "mixed_float16" if gpus else "float32"
+    elif precision == "mixed_float16" and not gpus:
+        logger.warning("mixed_float16 was requested without a GPU: it works on the CPU but is "
+                       "emulated and slower than float32")
+
+    if config.xla == "on" and not xla_compatible:
+        raise ValueError("devices.xla is 'on' but the model has ops XLA cannot compile (in-graph "
+                         "rotation, shift, shear and zoom use ImageProjectiveTransformV3, which "
+                         "has no XLA kernel): set xla to 'auto' or 'off', or turn those off")
+    if config.xla == "auto":
+        # XLA's fusion pays off on GPUs; on the CPU it mostly adds compile time.
+        jit_compile = bool(gpus) and xla_compatible
+    else:
+        jit_compile = config.xla == "on"
+
+    strategy = config.strategy
+    if strategy == "auto":
+        strategy = "mirrored" if gpus > 1 else "default"
+    elif strategy == "default" and gpus > 1:
+        logger.warning("the default strategy was requested with %d GPUs: only the first is used",
+                       gpus)
+
+    return DevicePlan(precision_policy=precision, jit_compile=jit_compile,
+                      strategy_name=strategy, gpus=gpus)
+
+
+def visible_gpus() -> list[str]:
+    """The names of the GPUs TensorFlow can see, e.g. ['/physical_device:GPU:0']."""
+    return [device.name for device in tf.config.list_physical_devices("GPU")]
+
+
+def apply_plan(plan: DevicePlan) -> tf.distribute.Strategy:
+    """Sets the global Keras precision policy (process-wide) and returns the strategy to use."""
+    tf.keras.mixed_precision.set_global_policy(plan.precision_policy)
+    if plan.strategy_name == "mirrored":
+        # With no arguments MirroredStrategy takes every visible GPU, or the CPU when there is none.
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def reset_policy() -> None:
+    """Puts Keras' global precision policy back to the default, float32."""
+    tf.keras.mixed_precision.set_global_policy("float32")
+
+
+@contextlib.contextmanager
+def devices_applied(plan: DevicePlan) -> Iterator[tf.distribute.Strategy]:
+    """`apply_plan` for the duration of a block; the previous policy is restored on exit."""
+    previous = tf.keras.mixed_precision.global_policy()
+    try:
+        yield apply_plan(plan)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
