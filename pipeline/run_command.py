@@ -15,15 +15,13 @@ import click
 
 from pipeline.cli import MODEL_NAME, cli
 from pipeline.errors import UserError
+from pipeline.model_options import hparams_from_options, model_options
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.local_runner import OutputLayout
     from pipeline.summary import RunSummary
-
-IMAGENET_NOTOP_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-                      "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
-IMAGENET_NOTOP_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
+    from trainer.hparams import HParams
 
 
 def resolve_weights(value: str) -> str:
@@ -40,17 +38,28 @@ def resolve_weights(value: str) -> str:
     return str(path.resolve())
 
 
-def ensure_imagenet_weights() -> None:
-    """Fetches Keras' no-top InceptionV3 ImageNet weights into its cache, or fails early."""
-    import tensorflow as tf
+def check_weights(hp: HParams) -> None:
+    """Fails early, before any component runs, on weights the Trainer could not load.
 
-    try:
-        tf.keras.utils.get_file(os.path.basename(IMAGENET_NOTOP_URL), IMAGENET_NOTOP_URL,
-                                cache_subdir="models", file_hash=IMAGENET_NOTOP_MD5)
-    except Exception as error:  # noqa: BLE001  (any failure means: no weights)
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"could not download ImageNet weights ({reason}); without internet pass "
-                        "--weights PATH.h5 (e.g. from 'imgpipe pretrain-base')") from None
+    For 'imagenet' this builds the base once, so Keras downloads its no-top weights into its
+    cache now (the Trainer then reads them from there) or the run stops with one line.
+    """
+    from trainer.bases import build_application, check_weights_file
+
+    if hp.weights == "imagenet":
+        try:
+            build_application(hp.base_spec, hp.image_size, "imagenet")
+        except Exception as error:  # noqa: BLE001  (any failure means: no weights)
+            lines = str(error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            raise UserError(f"could not get ImageNet weights for {hp.base} ({reason}); without "
+                            "internet pass --weights PATH.h5 (e.g. from 'imgpipe pretrain-base')"
+                            ) from None
+    elif hp.weights != "none":
+        try:
+            check_weights_file(hp.weights, hp.weights_sha256)
+        except ValueError as error:
+            raise UserError(f"{error}; pass the right file or --weights-sha256") from None
 
 
 def check_paths(data: Path, output: Path) -> None:
@@ -88,20 +97,14 @@ def stderr_to(log_path: Path) -> Iterator[None]:
               help="A folder of class folders: DATA/<class>/<image>.")
 @click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path),
               help="Where artifacts, ML Metadata, logs and the served model go.")
-@click.option("--weights", default="imagenet", show_default=True,
-              help="Base weights: imagenet, none, or the path of a no-top .h5 file.")
-@click.option("--image-size", default=150, show_default=True, type=click.IntRange(75, 1024))
-@click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--accuracy-threshold", default=0.8, show_default=True,
               type=click.FloatRange(0.0, 1.0), help="Eval accuracy needed to bless and push.")
 @click.option("--model-name", default="image_classifier", show_default=True,
               help="Name under OUTPUT/serving/ (TF Serving's model name).")
-@click.option("--no-augment", is_flag=True, help="Train without in-graph augmentation.")
 @click.option("--no-cache", is_flag=True, help="Re-run every component, even if unchanged.")
-def run(data_dir: Path, output_dir: Path, weights: str, image_size: int, epochs: int,
-        batch_size: int, accuracy_threshold: float, model_name: str, no_augment: bool,
-        no_cache: bool) -> None:
+@model_options
+def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
+        no_cache: bool, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
 
@@ -110,18 +113,17 @@ def run(data_dir: Path, output_dir: Path, weights: str, image_size: int, epochs:
     weights = resolve_weights(weights)
     scan = scan_dataset(data_dir)
     check_paths(data_dir, output_dir)
+    hparams = hparams_from_options(scan.class_names, weights, options)
     click.echo(f"data: {scan.image_count} images in {len(scan.class_names)} classes (" + ", ".join(
         f"{name} {n}" for name, n in scan.images_per_class.items()) + ")")
     if scan.skipped:
         click.echo(f"skipped {len(scan.skipped)} files that are not images in a class folder:")
         for path in scan.skipped:
             click.echo(f"  {path}")
-    if weights == "imagenet":
-        ensure_imagenet_weights()
+    check_weights(hparams)
 
     from pipeline.config import GateConfig, PipelineConfig
     from pipeline.local_runner import OutputLayout
-    from trainer.hparams import HParams
 
     layout = OutputLayout(output_dir.resolve())
     config = PipelineConfig(
@@ -129,8 +131,7 @@ def run(data_dir: Path, output_dir: Path, weights: str, image_size: int, epochs:
         pipeline_root=str(layout.pipeline_root),
         data_root=str(data_dir.resolve()),
         serving_model_dir=str(layout.serving_dir / model_name),
-        hparams=HParams(class_names=scan.class_names, image_size=image_size, weights=weights,
-                        epochs=epochs, batch_size=batch_size, augment=not no_augment),
+        hparams=hparams,
         gate=GateConfig(accuracy_threshold=accuracy_threshold),
         enable_cache=not no_cache,
     )

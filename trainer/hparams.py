@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-MIN_IMAGE_SIZE = 75  # InceptionV3 with include_top=False needs at least 75x75 inputs.
+from trainer.augment import AugmentConfig
+from trainer.bases import BaseSpec, get_base_spec
+from trainer.devices import DeviceConfig
+
+POOLINGS = ("flatten", "avg")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,30 +17,73 @@ class HParams:
     """Everything the Trainer needs to build, train and export the model.
 
     `weights` is 'imagenet', 'none' or the path of a local `.h5` file with the base's weights
-    (the seeds' `load_weights(local_weights_file)`).
+    (the seeds' `load_weights(local_weights_file)`), optionally pinned by `weights_sha256`.
+    `cut_layer` and `pooling` default to the base's own (InceptionV3: `mixed7` and flatten).
+    Fine-tuning runs only when `fine_tune_from` names a base layer: after the head has trained,
+    that layer and those above it are unfrozen and trained at `fine_tune_learning_rate`.
+    `early_stopping_patience` 0 turns early stopping off.
     """
 
     class_names: tuple[str, ...]
     image_size: int = 150
+    base: str = "inception_v3"
     weights: str = "imagenet"
-    cut_layer: str = "mixed7"
+    weights_sha256: str | None = None
+    cut_layer: str | None = None
+    pooling: str | None = None
     dense_units: tuple[int, ...] = (1024,)
     dropout_rate: float = 0.2
     learning_rate: float = 1e-4
     epochs: int = 5
+    steps_per_epoch: int | None = None
     batch_size: int = 32
-    augment: bool = True
+    early_stopping_patience: int = 3
+    fine_tune_from: str | None = None
+    fine_tune_epochs: int = 3
+    fine_tune_learning_rate: float = 1e-5
+    warm_start: bool = True
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:
             raise ValueError(f"need at least two classes, got {list(self.class_names)}")
-        if self.image_size < MIN_IMAGE_SIZE:
-            raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {self.image_size}")
+        spec = get_base_spec(self.base)
+        if self.image_size < spec.min_image_size:
+            raise ValueError(f"image_size must be at least {spec.min_image_size} for {self.base}, "
+                             f"got {self.image_size}")
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if not self.dense_units or any(units < 1 for units in self.dense_units):
+            raise ValueError(f"dense_units must be positive, got {list(self.dense_units)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError("steps_per_epoch must be at least 1")
+        if self.devices.xla == "on" and self.augment.geometric:
+            raise ValueError("XLA cannot compile the rotation, shift, shear and zoom augmentation "
+                             "(no XLA kernel for ImageProjectiveTransformV3 in TF 2.16); turn XLA "
+                             "to auto or off, or those augmentations off")
+        if self.early_stopping_patience < 0 or self.fine_tune_epochs < 1:
+            raise ValueError("early_stopping_patience must be >= 0 and fine_tune_epochs >= 1")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+
+    @property
+    def base_spec(self) -> BaseSpec:
+        """The registry entry of `base`."""
+        return get_base_spec(self.base)
+
+    @property
+    def resolved_cut_layer(self) -> str:
+        """`cut_layer`, or the base's default."""
+        return self.cut_layer or self.base_spec.default_cut_layer
+
+    @property
+    def resolved_pooling(self) -> str:
+        """`pooling`, or the base's default."""
+        return self.pooling or self.base_spec.default_pooling
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +95,8 @@ class HParams:
         config = dataclasses.asdict(self)
         config["class_names"] = list(self.class_names)
         config["dense_units"] = list(self.dense_units)
+        config["augment"] = self.augment.to_config()
+        config["devices"] = self.devices.to_config()
         return config
 
     @classmethod
@@ -61,4 +110,8 @@ class HParams:
         values["class_names"] = tuple(values["class_names"])
         if "dense_units" in values:
             values["dense_units"] = tuple(values["dense_units"])
+        if "augment" in values:
+            values["augment"] = AugmentConfig.from_config(values["augment"])
+        if "devices" in values:
+            values["devices"] = DeviceConfig.from_config(values["devices"])
         return cls(**values)

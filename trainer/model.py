@@ -16,65 +16,102 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer import augment, tracing
+from trainer import augment, devices, tracing
+from trainer.bases import build_application, get_base_spec
 from trainer.hparams import HParams
 
 IMAGE_KEY = "image"
 
 
-def build_base(image_size: int, weights: str, cut_layer: str = "mixed7") -> tf.keras.Model:
-    """InceptionV3 without its top, cut at `cut_layer`, with every layer frozen.
+def build_base(image_size: int, weights: str, cut_layer: str = "mixed7",
+               base: str = "inception_v3", weights_sha256: str | None = None) -> tf.keras.Model:
+    """The base without its top, cut at `cut_layer`, with every layer frozen.
 
     Args:
-        image_size: height and width of the input images, at least 75.
+        image_size: height and width of the input images.
         weights: 'imagenet' (Keras downloads the no-top weights), 'none' (random) or the path of
             a local `.h5` file of no-top weights, loaded as the seeds do with `load_weights`.
         cut_layer: the layer whose output becomes the features, e.g. 'mixed7'.
+        base: a name in `trainer.bases.BASES`.
+        weights_sha256: when given, a local weights file must have this digest.
     """
-    input_shape = (image_size, image_size, 3)
-    keras_weights = "imagenet" if weights == "imagenet" else None
-    inception = tf.keras.applications.InceptionV3(
-        include_top=False, weights=keras_weights, input_shape=input_shape)
-    if weights not in ("imagenet", "none"):
-        inception.load_weights(weights)
-    for layer in inception.layers:
+    application = build_application(get_base_spec(base), image_size, weights, weights_sha256)
+    for layer in application.layers:
         layer.trainable = False
-    base = tf.keras.Model(inception.input, inception.get_layer(cut_layer).output,
-                          name=f"inception_v3_{cut_layer}")
-    base.trainable = False
-    return base
+    names = [layer.name for layer in application.layers]
+    if cut_layer not in names:
+        raise ValueError(f"{base} has no layer {cut_layer!r}")
+    cut = tf.keras.Model(application.input, application.get_layer(cut_layer).output,
+                         name=f"{base}_{cut_layer}")
+    cut.trainable = False
+    return cut
 
 
-def build_model(hp: HParams, base: tf.keras.Model | None = None) -> tf.keras.Model:
-    """The whole classifier, compiled: uint8 images [N, S, S, 3] in, class probabilities out.
+def unfreeze_from(base: tf.keras.Model, layer_name: str) -> int:
+    """Makes `layer_name` and every layer after it trainable; returns how many layers that is.
 
-    Two classes get one sigmoid unit (the probability of `class_names[1]`); more get a softmax.
+    BatchNorm layers become trainable too (their scale and offset), but their moving statistics
+    stay fixed, because the model calls the base with `training=False`.
     """
-    tracing.skip_autograph_for_tf_keras()
-    if base is None:
-        base = build_base(hp.image_size, hp.weights, hp.cut_layer)
-    images = tf.keras.Input((hp.image_size, hp.image_size, 3), dtype=tf.uint8, name=IMAGE_KEY)
-    # InceptionV3's own preprocessing (x / 127.5 - 1) as a layer, so the model takes raw pixels.
-    x = tf.keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="inception_preprocess")(images)
-    if hp.augment:
-        x = augment.build_augmentation(hp.seed)(x)
-    features = base(x, training=False)
-    x = tf.keras.layers.Flatten(name="flatten")(features)
-    for i, units in enumerate(hp.dense_units):
-        x = tf.keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
-    x = tf.keras.layers.Dropout(hp.dropout_rate, seed=hp.seed, name="dropout")(x)
-    if hp.num_classes == 2:
-        outputs = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    names = [layer.name for layer in base.layers]
+    if layer_name not in names:
+        raise ValueError(f"cannot fine-tune from {layer_name!r}: the base has no such layer")
+    first = names.index(layer_name)
+    base.trainable = True
+    for index, layer in enumerate(base.layers):
+        layer.trainable = index >= first
+    return len(base.layers) - first
+
+
+def compile_model(model: tf.keras.Model, num_classes: int, learning_rate: float,
+                  jit_compile: bool = False) -> None:
+    """RMSprop, cross-entropy and accuracy; call again after changing any `trainable` flag."""
+    if num_classes == 2:
         loss = "binary_crossentropy"
         accuracy = tf.keras.metrics.BinaryAccuracy(name="accuracy")
     else:
-        outputs = tf.keras.layers.Dense(hp.num_classes, activation="softmax", name="probability")(x)
         loss = "sparse_categorical_crossentropy"
         accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  loss=loss, metrics=[accuracy], jit_compile=jit_compile)
+
+
+def build_model(hp: HParams, base: tf.keras.Model | None = None,
+                jit_compile: bool = False) -> tf.keras.Model:
+    """The whole classifier, compiled: uint8 images [N, S, S, 3] in, class probabilities out.
+
+    Two classes get one sigmoid unit (the probability of `class_names[1]`); more get a softmax.
+    The output layer computes in float32 whatever the mixed-precision policy.
+    """
+    tracing.skip_autograph_for_tf_keras()
+    spec = hp.base_spec
+    if base is None:
+        base = build_base(hp.image_size, hp.weights, hp.resolved_cut_layer, hp.base,
+                          hp.weights_sha256)
+    images = tf.keras.Input((hp.image_size, hp.image_size, 3), dtype=tf.uint8, name=IMAGE_KEY)
+    # The base's own preprocessing as a layer, so the model takes raw pixels.
+    x = tf.keras.layers.Rescaling(spec.scale, offset=spec.offset, name="base_preprocess")(images)
+    if hp.augment.enabled:
+        x = augment.build_augmentation(hp.augment, hp.seed)(x)
+    features = base(x, training=False)
+    if hp.resolved_pooling == "avg":
+        x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+    else:
+        x = tf.keras.layers.Flatten(name="flatten")(features)
+    for i, units in enumerate(hp.dense_units):
+        x = tf.keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+    x = tf.keras.layers.Dropout(hp.dropout_rate, seed=hp.seed, name="dropout")(x)
+    units, activation = (1, "sigmoid") if hp.num_classes == 2 else (hp.num_classes, "softmax")
+    outputs = tf.keras.layers.Dense(units, activation=activation, dtype=devices.OUTPUT_DTYPE,
+                                    name="probability")(x)
     model = tf.keras.Model(images, outputs, name="image_classifier")
-    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=hp.learning_rate),
-                  loss=loss, metrics=[accuracy])
+    compile_model(model, hp.num_classes, hp.learning_rate, jit_compile)
     return model
+
+
+def get_base(model: tf.keras.Model) -> tf.keras.Model:
+    """The nested base model inside a model from `build_model`."""
+    return next(layer for layer in model.layers if isinstance(layer, tf.keras.Model))
 
 
 def class_probabilities(outputs: tf.Tensor) -> tf.Tensor:

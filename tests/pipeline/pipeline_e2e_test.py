@@ -89,12 +89,22 @@ def test_evaluator_signature_takes_the_examples_examplegen_wrote(first_run):
     assert serve(examples=tf.constant(records))["probability"].shape == (3, 1)
 
 
-def test_a_rerun_on_the_same_data_reuses_every_upstream_step(first_run):
+def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(first_run):
     root, _ = first_run
     _run(root / "data", root / "out")
     store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
         str(root / "out" / "metadata.sqlite")))
     latest = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
     states = _states_by_component(store, latest)
-    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer"):
+    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
         assert states[name] == mlmd.proto.Execution.CACHED, name
+    # The Trainer's inputs now include the blessed model, so it trains again, from that model.
+    assert states["Trainer"] == mlmd.proto.Execution.COMPLETE
+    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    record = json.loads((runs[-1] / "history.json").read_text())
+    first_model = sorted((root / "out" / "pipeline" / "Trainer" / "model").iterdir(),
+                         key=lambda p: int(p.name))[0]
+    assert record["warm_start_from"].startswith(str(first_model))
+    assert sorted(record["warm_started_weights"]) == [
+        "dense_0/bias:0", "dense_0/kernel:0", "probability/bias:0", "probability/kernel:0"]

@@ -4,11 +4,16 @@ import json
 
 import pytest
 
+from trainer.augment import AugmentConfig
+from trainer.devices import DeviceConfig
 from trainer.hparams import HParams
 
 
 def test_round_trip_through_json():
-    hp = HParams(class_names=("cats", "dogs"), dense_units=(512, 1024), image_size=150)
+    hp = HParams(class_names=("cats", "dogs"), dense_units=(512, 1024), image_size=150,
+                 base="mobilenet_v2", fine_tune_from="block_13_expand", weights_sha256="ab" * 32,
+                 augment=AugmentConfig(shear=10.0, horizontal_flip=False),
+                 devices=DeviceConfig(precision="mixed_bfloat16", xla="off", strategy="mirrored"))
     assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp
 
 
@@ -17,6 +22,9 @@ def test_round_trip_through_json():
     ({"image_size": 64}, "at least 75"),
     ({"dropout_rate": 1.0}, "dropout_rate"),
     ({"epochs": 0}, "epochs"),
+    ({"pooling": "max"}, "pooling"),
+    ({"dense_units": ()}, "dense_units"),
+    ({"devices": DeviceConfig(xla="on")}, "XLA cannot compile"),
 ])
 def test_invalid_values_are_refused(overrides, message):
     values = {"class_names": ("a", "b"), **overrides}
@@ -27,3 +35,10 @@ def test_invalid_values_are_refused(overrides, message):
 def test_unknown_keys_are_an_error_not_silently_dropped():
     with pytest.raises(ValueError, match="unknown hyperparameters: colour"):
         HParams.from_config({"class_names": ["a", "b"], "colour": "red"})
+
+
+def test_xla_is_allowed_when_only_the_flip_is_on():
+    hp = HParams(class_names=("a", "b"), devices=DeviceConfig(xla="on"),
+                 augment=AugmentConfig(rotation_degrees=0, width_shift=0, height_shift=0,
+                                       shear=0, zoom=0))
+    assert not hp.augment.geometric and hp.augment.enabled

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import model as model_lib
+from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
 
 SMALL = 75  # InceptionV3's smallest input; the structure is the same at any size.
@@ -18,7 +19,7 @@ def _hparams(**overrides) -> HParams:
 
 @pytest.fixture(scope="module")
 def model() -> tf.keras.Model:
-    return model_lib.build_model(_hparams(augment=False))
+    return model_lib.build_model(_hparams(augment=AugmentConfig.off()))
 
 
 def test_base_is_cut_at_mixed7_with_7x7x768_features_at_150px():
@@ -82,7 +83,7 @@ def test_frozen_base_runs_batchnorm_in_inference_mode_even_in_training(model):
 
 
 def test_whole_model_is_deterministic_at_inference_and_not_in_training():
-    model = model_lib.build_model(_hparams(augment=True))
+    model = model_lib.build_model(_hparams(augment=AugmentConfig()))
     images = tf.cast(tf.random.uniform((4, SMALL, SMALL, 3), 0, 255, seed=4), tf.uint8)
     np.testing.assert_array_equal(model(images, training=False).numpy(),
                                   model(images, training=False).numpy())
@@ -91,7 +92,7 @@ def test_whole_model_is_deterministic_at_inference_and_not_in_training():
 
 
 def test_seeds_head_with_two_dense_layers():
-    model = model_lib.build_model(_hparams(dense_units=(512, 1024), augment=False))
+    model = model_lib.build_model(_hparams(dense_units=(512, 1024), augment=AugmentConfig.off()))
     assert model.get_layer("dropout").input is model.get_layer("dense_1").output
     flat = 3 * 3 * 768
     expected = (flat * 512 + 512) + (512 * 1024 + 1024) + (1024 + 1)
@@ -99,7 +100,8 @@ def test_seeds_head_with_two_dense_layers():
 
 
 def test_softmax_head_for_three_classes():
-    model = model_lib.build_model(_hparams(class_names=("a", "b", "c"), augment=False))
+    hp = _hparams(class_names=("a", "b", "c"), augment=AugmentConfig.off())
+    model = model_lib.build_model(hp)
     assert model.output_shape == (None, 3)
     assert model.get_layer("probability").activation is tf.keras.activations.softmax
 

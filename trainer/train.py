@@ -1,0 +1,64 @@
+"""Training: the head first, then (optionally) fine-tuning the top of the base; warm start."""
+
+from __future__ import annotations
+
+import logging
+
+import tensorflow as tf
+
+from trainer import model as model_lib
+from trainer.hparams import HParams
+
+HEAD_LAYER_PREFIXES = ("dense_", "probability")
+
+
+def callbacks(hp: HParams, log_dir: str) -> list[tf.keras.callbacks.Callback]:
+    """TensorBoard logs, and early stopping on validation loss with the best weights restored."""
+    result: list[tf.keras.callbacks.Callback] = [tf.keras.callbacks.TensorBoard(log_dir=log_dir)]
+    if hp.early_stopping_patience:
+        result.append(tf.keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=hp.early_stopping_patience, restore_best_weights=True))
+    return result
+
+
+def warm_start(model: tf.keras.Model, saved_model_dir: str) -> list[str]:
+    """Copies the head's weights from an exported model; returns the names of the copied weights.
+
+    Only head weights whose name and shape match are copied (a model with other classes or
+    dense units starts fresh); the base is left as built.
+    """
+    saved = tf.saved_model.load(saved_model_dir)
+    by_name = {v.name: v for v in getattr(saved, "model_variables", [])}
+    copied = []
+    for weight in model.weights:
+        if not weight.name.startswith(HEAD_LAYER_PREFIXES):
+            continue
+        source = by_name.get(weight.name)
+        if source is not None and source.shape == weight.shape:
+            weight.assign(source)
+            copied.append(weight.name)
+    if not copied:
+        logging.warning("warm start from %s found no matching head weights", saved_model_dir)
+    return copied
+
+
+def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: tf.data.Dataset,
+        log_dir: str, jit_compile: bool = False) -> dict[str, list[float]]:
+    """Trains the head, then fine-tunes from `hp.fine_tune_from` if set; returns the history."""
+    steps = hp.steps_per_epoch
+    train_data = train.repeat() if steps else train
+    history = model.fit(train_data, epochs=hp.epochs, steps_per_epoch=steps,
+                        validation_data=validation, callbacks=callbacks(hp, log_dir), verbose=2)
+    merged = {k: list(v) for k, v in history.history.items()}
+    if hp.fine_tune_from:
+        base = model_lib.get_base(model)
+        model_lib.unfreeze_from(base, hp.fine_tune_from)
+        # Changing `trainable` takes effect only when the model is compiled again.
+        model_lib.compile_model(model, hp.num_classes, hp.fine_tune_learning_rate, jit_compile)
+        done = len(merged.get("loss", []))
+        more = model.fit(train_data, epochs=done + hp.fine_tune_epochs, initial_epoch=done,
+                         steps_per_epoch=steps, validation_data=validation,
+                         callbacks=callbacks(hp, log_dir), verbose=2)
+        for key, values in more.history.items():
+            merged.setdefault(key, []).extend(values)
+    return {k: [float(v) for v in values] for k, values in merged.items()}
