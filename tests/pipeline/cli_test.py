@@ -1,5 +1,6 @@
 """`imgpipe` on bad input: one clear line on stderr, exit code 2, no traceback."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,10 @@ IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 
 
 def imgpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([IMGPIPE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    # As a user runs it: without the test session's own TensorFlow log setting.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([IMGPIPE, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def _class(root: Path, name: str, files: int = 1) -> None:
@@ -73,3 +77,36 @@ def test_pretrain_base_refuses_a_non_h5_output(tmp_path):
     result = imgpipe("pretrain-base", "--data", str(tmp_path / "src"), "--output", "w.bin",
                      cwd=tmp_path)
     _assert_one_line_error(result, "must end in .h5")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--weights-sha256", "00"], "expected 00; the file is not the one pinned"),
+    (["--weights", "none", "--xla", "on"], "XLA cannot compile"),
+    (["--weights", "none", "--dense-units", "12,x"], "must be comma-separated integers"),
+    (["--weights", "none", "--base", "mobilenet_v2", "--image-size", "31"], "--image-size"),
+])
+def test_run_refuses_inconsistent_model_flags(tmp_path, args, expected):
+    data = tmp_path / "data"
+    _class(data, "cats")
+    _class(data, "dogs")
+    (tmp_path / "w.h5").write_bytes(b"weights")
+    result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"),
+                     "--weights", "w.h5", *args, cwd=tmp_path)
+    _assert_one_line_error(result, expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_imagenet_download_failure_is_one_clear_line(monkeypatch):
+    from pipeline import run_command
+    from pipeline.errors import UserError
+    from trainer import bases
+    from trainer.hparams import HParams
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -2] Name or service not known\nmore detail")
+
+    monkeypatch.setattr(bases, "build_application", offline)
+    with pytest.raises(UserError, match=r"could not get ImageNet weights for inception_v3 "
+                                        r"\(URL fetch failure: \[Errno -2\] Name or service not "
+                                        r"known\); without internet pass --weights PATH.h5"):
+        run_command.check_weights(HParams(class_names=("a", "b"), weights="imagenet"))

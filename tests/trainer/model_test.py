@@ -124,3 +124,15 @@ def test_local_weights_file_loads_as_in_the_seeds(tmp_path):
     assert len(base.weights) > 200
     for weight in base.weights:
         np.testing.assert_array_equal(weight.numpy(), source_by_name[weight.name])
+
+
+def test_exact_trainable_parameters_at_150px_default_and_seeds_heads():
+    default = model_lib.build_model(_hparams(image_size=150, augment=AugmentConfig.off()))
+    seeds = model_lib.build_model(_hparams(image_size=150, dense_units=(512, 1024),
+                                           augment=AugmentConfig.off()))
+
+    def trainable(model):
+        return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+    assert trainable(default) == 38_537_217  # 7*7*768*1024 + 1024 + 1024 + 1
+    assert trainable(seeds) == 7 * 7 * 768 * 512 + 512 + 512 * 1024 + 1024 + 1024 + 1
