@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from trainer.configs import reject_unknown_keys
+
 # Fixed seed offsets per augmentation, so that turning one off leaves the others' draws unchanged.
 _SEED_OFFSETS = {"flip": 0, "rotation": 1, "translation": 2, "shear": 3, "zoom": 4}
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -85,10 +87,7 @@ class AugmentConfig:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AugmentConfig:
         """The inverse of `to_config`; unknown keys are an error, missing ones take defaults."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - fields)
-        if unknown:
-            raise ValueError(f"unknown augmentation settings: {', '.join(unknown)}")
+        reject_unknown_keys(cls, config, "augmentation settings")
         return cls(**config)
 
 

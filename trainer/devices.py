@@ -54,6 +54,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from trainer.configs import reject_unknown_keys
+
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -91,10 +93,7 @@ class DeviceConfig:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DeviceConfig:
         """The inverse of `to_config`; unknown keys are an error, not silently dropped."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - fields)
-        if unknown:
-            raise ValueError(f"unknown device settings: {', '.join(unknown)}")
+        reject_unknown_keys(cls, config, "device settings")
         return cls(**config)
 
 

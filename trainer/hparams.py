@@ -7,6 +7,7 @@ from typing import Any
 
 from trainer.augment import AugmentConfig
 from trainer.bases import BaseSpec, get_base_spec
+from trainer.configs import reject_unknown_keys
 from trainer.devices import DeviceConfig
 
 POOLINGS = ("flatten", "avg")
@@ -102,10 +103,7 @@ class HParams:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> HParams:
         """The inverse of `to_config`; unknown keys are an error, not silently dropped."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - fields)
-        if unknown:
-            raise ValueError(f"unknown hyperparameters: {', '.join(unknown)}")
+        reject_unknown_keys(cls, config, "hyperparameters")
         values = dict(config)
         values["class_names"] = tuple(values["class_names"])
         if "dense_units" in values:
