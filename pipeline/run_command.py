@@ -41,8 +41,10 @@ def resolve_weights(value: str) -> str:
 def check_weights(hp: HParams) -> None:
     """Fails early, before any component runs, on weights the Trainer could not load.
 
-    For 'imagenet' this builds the base once, so Keras downloads its no-top weights into its
-    cache now (the Trainer then reads them from there) or the run stops with one line.
+    This builds the base once with the weights: for 'imagenet' Keras downloads its no-top weights
+    into its cache now (the Trainer then reads them from there); a local file is checked against
+    its pinned digest and loaded, so a file that is not HDF5 or does not fit the base stops the
+    run here, with one line.
     """
     from trainer.bases import build_application, check_weights_file
 
@@ -59,7 +61,14 @@ def check_weights(hp: HParams) -> None:
         try:
             check_weights_file(hp.weights, hp.weights_sha256)
         except ValueError as error:
-            raise UserError(f"{error}; pass the right file or --weights-sha256") from None
+            raise UserError(f"{error}; pass the pinned file or correct --weights-sha256") from None
+        try:
+            build_application(hp.base_spec, hp.image_size, hp.weights)
+        except Exception as error:  # noqa: BLE001  (h5py, Keras and our check raise various)
+            lines = str(error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            raise UserError(f"weights file {hp.weights} does not fit the {hp.base} base "
+                            f"({reason}); pass a no-top {hp.base} .h5 file") from None
 
 
 def check_paths(data: Path, output: Path) -> None:

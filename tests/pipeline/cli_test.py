@@ -81,6 +81,7 @@ def test_pretrain_base_refuses_a_non_h5_output(tmp_path):
 
 @pytest.mark.parametrize("args,expected", [
     (["--weights-sha256", "00"], "expected 00; the file is not the one pinned"),
+    ([], "w.h5 does not fit the inception_v3 base (Unable to synchronously open"),
     (["--weights", "none", "--xla", "on"], "XLA cannot compile"),
     (["--weights", "none", "--dense-units", "12,x"], "must be comma-separated integers"),
     (["--weights", "none", "--base", "mobilenet_v2", "--image-size", "31"], "--image-size"),
@@ -110,3 +111,17 @@ def test_imagenet_download_failure_is_one_clear_line(monkeypatch):
                                         r"\(URL fetch failure: \[Errno -2\] Name or service not "
                                         r"known\); without internet pass --weights PATH.h5"):
         run_command.check_weights(HParams(class_names=("a", "b"), weights="imagenet"))
+
+
+def test_run_refuses_weights_of_another_base(tmp_path):
+    import tensorflow as tf
+
+    data = tmp_path / "data"
+    _class(data, "cats")
+    _class(data, "dogs")
+    mobilenet = tf.keras.applications.MobileNetV2(include_top=False, weights=None,
+                                                  input_shape=(32, 32, 3))
+    mobilenet.save_weights(str(tmp_path / "mobilenet.h5"))
+    result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"),
+                     "--weights", "mobilenet.h5", cwd=tmp_path)
+    _assert_one_line_error(result, "does not fit the inception_v3 base (Layer count mismatch")
