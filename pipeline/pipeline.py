@@ -7,6 +7,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
 from components.image_example_gen.component import image_example_gen
+from components.image_example_gen.reader import LABEL_NAME as LABEL_NAME_KEY
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.export import EXAMPLES_SIGNATURE
 from trainer.run import HPARAMS_KEY
@@ -17,23 +18,43 @@ RUN_FN = "trainer.run.run_fn"
 
 
 def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
-    """Accuracy on the eval split must reach the bound and not fall behind the baseline."""
-    accuracy = "BinaryAccuracy" if num_classes == 2 else "SparseCategoricalAccuracy"
-    threshold = tfma.MetricThreshold(
+    """Metrics overall and per class; the gate is on overall accuracy.
+
+    Accuracy must reach `gate.accuracy_threshold` and may fall at most `gate.accuracy_margin`
+    below the baseline (the latest blessed model); TFMA drops the change threshold when there is
+    no baseline yet. The thresholds are attached to the overall slice only, so small per-class
+    slices are reported without gating.
+    """
+    accuracy_gate = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.accuracy_threshold}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -gate.accuracy_margin}),
     )
+    gate_on_overall = tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                                   threshold=accuracy_gate)
+    if num_classes == 2:
+        metrics = [
+            tfma.MetricConfig(class_name="BinaryAccuracy", config='{"name": "accuracy"}',
+                              per_slice_thresholds=[gate_on_overall]),
+            tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}'),
+            tfma.MetricConfig(class_name="Precision", config='{"name": "precision"}'),
+            tfma.MetricConfig(class_name="Recall", config='{"name": "recall"}'),
+            tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+        ]
+    else:
+        metrics = [
+            tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
+                              config='{"name": "accuracy"}',
+                              per_slice_thresholds=[gate_on_overall]),
+            tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+        ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
                                     preprocessing_function_names=[])],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[
-            tfma.MetricConfig(class_name="ExampleCount"),
-            tfma.MetricConfig(class_name=accuracy, config='{"name": "accuracy"}',
-                              threshold=threshold),
-        ])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME_KEY])],
+        metrics_specs=[tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
     )
 
 

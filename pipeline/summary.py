@@ -35,6 +35,8 @@ class RunSummary:
     eval_example_count: int | None
     accuracy_threshold: float
     accuracy_change: float | None
+    eval_metrics: dict[str, float]
+    per_class_accuracy: dict[str, float]
     blessed: bool | None
     pushed_path: str | None
 
@@ -59,6 +61,13 @@ class RunSummary:
             else:
                 line += "; no blessed model before, judged on the threshold alone"
             out.append(line)
+            others = {k: v for k, v in self.eval_metrics.items()
+                      if k not in ("accuracy", "example_count")}
+            if others:
+                out.append("eval " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(others.items())))
+            if self.per_class_accuracy:
+                out.append("eval accuracy per class: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in sorted(self.per_class_accuracy.items())))
         out.append("blessed: " + {True: "yes", False: "no", None: "not evaluated"}[self.blessed])
         out.append(f"pushed: {self.pushed_path}" if self.pushed_path else "pushed: nothing")
         return out
@@ -103,21 +112,23 @@ def _example_counts(statistics: list) -> dict[str, int]:
     return counts
 
 
-def _accuracy(evaluation_uri: str) -> tuple[float | None, int | None, float | None]:
-    accuracy = count = change = None
+def _metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float],
+                                          dict[str, float]]:
+    """(overall metrics, their change against the baseline, accuracy per class slice)."""
+    overall: dict[str, float] = {}
+    change: dict[str, float] = {}
+    per_class: dict[str, float] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
+        keys = slice_metrics.slice_key.single_slice_keys
         for entry in slice_metrics.metric_keys_and_values:
+            if not entry.value.HasField("double_value"):
+                continue  # plots and confusion matrices
             value = entry.value.double_value.value
-            if entry.key.name == "accuracy":
-                if entry.key.is_diff:
-                    change = value
-                else:
-                    accuracy = value
-            elif entry.key.name == "example_count" and not entry.key.is_diff:
-                count = int(value)
-    return accuracy, count, change
+            if not keys:
+                (change if entry.key.is_diff else overall)[entry.key.name] = value
+            elif entry.key.name == "accuracy" and not entry.key.is_diff:
+                per_class[keys[0].bytes_value.decode("utf-8")] = value
+    return overall, change, per_class
 
 
 def read_run_summary(metadata_path: Path, pipeline_name: str,
@@ -134,9 +145,12 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         components[name] = _STATE_NAMES.get(execution.last_known_state, "unknown")
         outputs[name] = _outputs(store, execution.id)
     evaluator = outputs.get("Evaluator", {})
-    accuracy = count = change = None
+    overall: dict[str, float] = {}
+    changes: dict[str, float] = {}
+    per_class: dict[str, float] = {}
     if evaluator.get("evaluation"):
-        accuracy, count, change = _accuracy(evaluator["evaluation"][0].uri)
+        overall, changes, per_class = _metrics(evaluator["evaluation"][0].uri)
+    count = overall.get("example_count")
     blessings = evaluator.get("blessing", [])
     blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
     pushed_path = None
@@ -148,10 +162,12 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         run_id=run.name,
         components=components,
         examples_per_split=_example_counts(outputs.get("StatisticsGen", {}).get("statistics", [])),
-        eval_accuracy=accuracy,
-        eval_example_count=count,
+        eval_accuracy=overall.get("accuracy"),
+        eval_example_count=int(count) if count is not None else None,
         accuracy_threshold=accuracy_threshold,
-        accuracy_change=change,
+        accuracy_change=changes.get("accuracy"),
+        eval_metrics=overall,
+        per_class_accuracy=per_class,
         blessed=blessed,
         pushed_path=pushed_path,
     )

@@ -62,6 +62,10 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["blessed"] is True
     assert sum(summary["examples_per_split"].values()) == 32
+    assert {"accuracy", "auc", "precision", "recall", "example_count"} <= set(
+        summary["eval_metrics"])
+    assert summary["eval_example_count"] == summary["examples_per_split"]["eval"]
+    assert set(summary["per_class_accuracy"]) <= {"circle", "square"}
     assert "blessed: yes" in result.stdout
 
 
