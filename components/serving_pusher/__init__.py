@@ -1,0 +1,1 @@
+"""A Pusher for TF Serving's layout: atomic numbered versions with warmup requests."""

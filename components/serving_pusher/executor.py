@@ -1,0 +1,89 @@
+"""The serving Pusher's executor: artifact bookkeeping around `publish` and `warmup`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tfx import types
+from tfx.components.util import model_utils
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.serving_pusher import publish, warmup
+
+MODEL_KEY = "model"
+MODEL_BLESSING_KEY = "model_blessing"
+EXAMPLES_KEY = "examples"
+PUSHED_MODEL_KEY = "pushed_model"
+SERVING_MODEL_DIR_KEY = "serving_model_dir"
+MODEL_NAME_KEY = "model_name"
+KEEP_VERSIONS_KEY = "keep_versions"
+WARMUP_REQUESTS_KEY = "warmup_requests"
+DEFAULT_KEEP_VERSIONS = 5
+DEFAULT_WARMUP_REQUESTS = 8
+WARMUP_SPLIT = "eval"  # images the model was not trained on, as real traffic is
+
+# The PushedModel custom properties TFX's own Pusher sets, which pipeline/summary.py reads.
+PUSHED_KEY = "pushed"
+PUSHED_DESTINATION_KEY = "pushed_destination"
+PUSHED_VERSION_KEY = "pushed_version"
+
+_LOG = logging.getLogger(__name__)
+
+
+def _int_property(exec_properties: dict[str, Any], key: str, default: int) -> int:
+    value = exec_properties.get(key)
+    return default if value is None else int(value)
+
+
+class Executor(base_executor.BaseExecutor):
+    """Pushes a blessed model as the next version of a TF Serving base path, with warmup."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
+           output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        """Publishes the model if blessed and records the push as TFX's Pusher does."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
+        if not model_utils.is_model_blessed(blessing):
+            _LOG.info("model blessing %s is not blessed: nothing pushed", blessing.uri)
+            # Exactly what TFX's Pusher records for an unblessed model: 'pushed' only.
+            pushed_model.set_int_custom_property(PUSHED_KEY, 0)
+            return
+
+        model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
+        model_dir = path_utils.serving_model_path(
+            model.uri, path_utils.is_old_model_artifact(model))
+        base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
+        model_name = exec_properties[MODEL_NAME_KEY]
+        keep_versions = _int_property(exec_properties, KEEP_VERSIONS_KEY, DEFAULT_KEEP_VERSIONS)
+        warmup_requests = _int_property(
+            exec_properties, WARMUP_REQUESTS_KEY, DEFAULT_WARMUP_REQUESTS)
+        warmup.check_count(warmup_requests)
+
+        # Read before touching the serving directory, so a bad input changes nothing there.
+        images: list[bytes] = []
+        if warmup_requests:
+            if not input_dict.get(EXAMPLES_KEY):
+                raise ValueError(f"warmup_requests={warmup_requests} needs the examples input")
+            split_dir = artifact_utils.get_split_uri(input_dict[EXAMPLES_KEY], WARMUP_SPLIT)
+            images = warmup.read_images(split_dir, warmup_requests)
+            if not images:
+                _LOG.warning("no examples in %s: the version has no warmup requests", split_dir)
+
+        # The artifact's copy (TFX's Pusher keeps one too, and it outlives retention) is written
+        # first and publication is the last step: a push that fails publishes nothing, and a
+        # published version always belongs to a successful execution.
+        publish.copy_tree(model_dir, pushed_model.uri)
+        warmup.write_warmup_file(pushed_model.uri, images, model_name)
+        published = publish.publish_version(
+            base_dir, lambda staging: publish.copy_tree(pushed_model.uri, staging), keep_versions)
+        _LOG.info("pushed %s as version %d (%d warmup requests); removed leftovers %s, "
+                  "retired versions %s", model_dir, published.version, len(images),
+                  list(published.removed_leftovers), list(published.retired_versions))
+        pushed_model.set_int_custom_property(PUSHED_KEY, 1)
+        pushed_model.set_string_custom_property(PUSHED_DESTINATION_KEY, published.path)
+        pushed_model.set_string_custom_property(PUSHED_VERSION_KEY, str(published.version))

@@ -1,0 +1,75 @@
+"""TF Serving's warmup file: real eval images as Predict requests, replayed when a version loads.
+
+With `--enable_model_warmup` (on by default) TF Serving reads
+`<version>/assets.extra/tf_serving_warmup_requests`, a TFRecord file of `PredictionLog`s, and runs
+each request before the version takes traffic, so the first client does not pay for lazy
+initialisation (graph optimisation, kernel selection, memory pools).
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+# TF Serving refuses to load a version whose warmup file holds more records than this.
+MAX_WARMUP_REQUESTS = 1000
+IMAGE_FEATURE = "image_bytes"  # ExampleGen's feature with the encoded image
+IMAGE_INPUT = "image_bytes"  # the serving signature's input
+SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+
+def check_count(warmup_requests: int) -> None:
+    """Raises ValueError unless 0 <= warmup_requests <= MAX_WARMUP_REQUESTS."""
+    if not 0 <= warmup_requests <= MAX_WARMUP_REQUESTS:
+        raise ValueError(f"warmup_requests must be in [0, {MAX_WARMUP_REQUESTS}] "
+                         f"(TF Serving's limit), got {warmup_requests}")
+
+
+def read_images(split_dir: str, limit: int, feature: str = IMAGE_FEATURE) -> list[bytes]:
+    """The first `limit` encoded images of a split's gzipped TFRecords, files in name order."""
+    check_count(limit)
+    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
+    if limit == 0 or not files:
+        return []
+    images = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
+        example = tf.train.Example.FromString(record.numpy())
+        values = example.features.feature[feature].bytes_list.value
+        if len(values) != 1:
+            raise ValueError(f"an example in {split_dir} has {len(values)} values for "
+                             f"{feature!r}, expected one encoded image")
+        images.append(values[0])
+    return images
+
+
+def prediction_log(image: bytes, model_name: str, signature_name: str = SIGNATURE,
+                   input_name: str = IMAGE_INPUT) -> prediction_log_pb2.PredictionLog:
+    """One Predict request for one image: a string tensor of shape [1]."""
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string, shape=[1]))
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request))
+
+
+def warmup_path(model_dir: str) -> str:
+    """Where TF Serving looks for a SavedModel's warmup requests."""
+    return os.path.join(model_dir, ASSETS_EXTRA, WARMUP_FILE)
+
+
+def write_warmup_file(model_dir: str, images: list[bytes], model_name: str) -> str | None:
+    """Writes one request per image into the SavedModel at `model_dir`; None when no images."""
+    check_count(len(images))
+    if not images:
+        return None
+    path = warmup_path(model_dir)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    # Uncompressed: TF Serving reads the warmup file as a plain TFRecord file.
+    with tf.io.TFRecordWriter(path) as writer:
+        for image in images:
+            writer.write(prediction_log(image, model_name).SerializeToString())
+    return path
