@@ -28,6 +28,20 @@ class GateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PushConfig:
+    """How blessed models are published in TF Serving's `<model>/<version>/` layout."""
+
+    keep_versions: int = 5
+    warmup_requests: int = 8
+
+    def __post_init__(self) -> None:
+        if self.keep_versions < 1:
+            raise ValueError(f"keep_versions must be at least 1, got {self.keep_versions}")
+        if not 0 <= self.warmup_requests <= 1000:
+            raise ValueError(f"warmup_requests must be in [0, 1000], got {self.warmup_requests}")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs; paths may be local or any URI TensorFlow can write."""
 
@@ -37,6 +51,7 @@ class PipelineConfig:
     serving_model_dir: str
     hparams: HParams
     gate: GateConfig = GateConfig()
+    push: PushConfig = PushConfig()
     train_eval_buckets: tuple[int, int] = (4, 1)
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True

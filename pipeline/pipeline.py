@@ -8,6 +8,7 @@ from tfx import v1 as tfx
 
 from components.image_example_gen.component import image_example_gen
 from components.image_example_gen.reader import LABEL_NAME as LABEL_NAME_KEY
+from components.serving_pusher.component import ServingPusher
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.export import EXAMPLES_SIGNATURE
 from trainer.run import HPARAMS_KEY
@@ -97,13 +98,15 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(config.gate, hp.num_classes),
     )
-    pusher = tfx.components.Pusher(
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=config.serving_model_dir)),
-    )
+        examples=example_gen.outputs["examples"],  # eval images become warmup requests
+        serving_model_dir=config.serving_model_dir,
+        model_name=config.pipeline_name,  # `imgpipe run` uses --model-name for both
+        keep_versions=config.push.keep_versions,
+        warmup_requests=config.push.warmup_requests,
+    ).with_id("Pusher")  # TFX Pusher's id: ML Metadata queries keep working
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

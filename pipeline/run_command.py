@@ -110,10 +110,12 @@ def stderr_to(log_path: Path) -> Iterator[None]:
               type=click.FloatRange(0.0, 1.0), help="Eval accuracy needed to bless and push.")
 @click.option("--model-name", default="image_classifier", show_default=True,
               help="Name under OUTPUT/serving/ (TF Serving's model name).")
+@click.option("--keep-versions", default=5, show_default=True, type=click.IntRange(1, 10_000),
+              help="Newest pushed versions kept in OUTPUT/serving/<model-name>/.")
 @click.option("--no-cache", is_flag=True, help="Re-run every component, even if unchanged.")
 @model_options
 def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
-        no_cache: bool, weights: str, **options) -> None:
+        keep_versions: int, no_cache: bool, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
 
@@ -131,7 +133,7 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
             click.echo(f"  {path}")
     check_weights(hparams)
 
-    from pipeline.config import GateConfig, PipelineConfig
+    from pipeline.config import GateConfig, PipelineConfig, PushConfig
     from pipeline.local_runner import OutputLayout
 
     layout = OutputLayout(output_dir.resolve())
@@ -142,6 +144,7 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
         serving_model_dir=str(layout.serving_dir / model_name),
         hparams=hparams,
         gate=GateConfig(accuracy_threshold=accuracy_threshold),
+        push=PushConfig(keep_versions=keep_versions),
         enable_cache=not no_cache,
     )
     for line in run_and_summarize(config, layout).lines():

@@ -71,9 +71,12 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
 
 def test_pushed_version_serves_one_probability_per_jpeg(first_run):
     root, _ = first_run
-    versions = list((root / "out" / "serving" / MODEL).iterdir())
-    assert len(versions) == 1 and versions[0].name.isdigit()
+    versions = [p for p in (root / "out" / "serving" / MODEL).iterdir() if p.name.isdigit()]
+    assert [v.name for v in versions] == ["1"]
     assert (versions[0] / "saved_model.pb").is_file()
+    warmup = versions[0] / "assets.extra" / "tf_serving_warmup_requests"
+    records = list(tf.data.TFRecordDataset(str(warmup)))
+    assert 1 <= len(records) <= 8
     loaded = tf.saved_model.load(str(versions[0]))
     serve = loaded.signatures["serving_default"]
     jpegs = sorted((root / "data").rglob("*.jpg"))[:5]
@@ -86,7 +89,7 @@ def test_pushed_version_serves_one_probability_per_jpeg(first_run):
 
 def test_evaluator_signature_takes_the_examples_examplegen_wrote(first_run):
     root, _ = first_run
-    version = next((root / "out" / "serving" / MODEL).iterdir())
+    version = next(p for p in (root / "out" / "serving" / MODEL).iterdir() if p.name.isdigit())
     serve = tf.saved_model.load(str(version)).signatures["from_examples"]
     files = sorted((root / "out" / "pipeline" / "ImageExampleGen").rglob("*.gz"))
     records = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP").take(3)]
