@@ -38,6 +38,7 @@ class RunSummary:
     eval_metrics: dict[str, float]
     per_class_accuracy: dict[str, float]
     blessed: bool | None
+    not_blessed_because: list[str]
     pushed_path: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -68,8 +69,15 @@ class RunSummary:
             if self.per_class_accuracy:
                 out.append("eval accuracy per class: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in sorted(self.per_class_accuracy.items())))
-        out.append("blessed: " + {True: "yes", False: "no", None: "not evaluated"}[self.blessed])
-        out.append(f"pushed: {self.pushed_path}" if self.pushed_path else "pushed: nothing")
+        verdict = {True: "yes", False: "no", None: "not evaluated"}[self.blessed]
+        if self.not_blessed_because:
+            verdict += " (" + "; ".join(self.not_blessed_because) + ")"
+        out.append("blessed: " + verdict)
+        if self.pushed_path:
+            out.append(f"pushed: {self.pushed_path}")
+        else:
+            why = {False: " (not blessed)", None: " (no evaluation)"}.get(self.blessed, "")
+            out.append("pushed: nothing" + why)
         return out
 
 
@@ -131,6 +139,27 @@ def _metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float],
     return overall, change, per_class
 
 
+def _gate_failures(evaluation_uri: str) -> list[str]:
+    """One phrase per failed threshold, e.g. 'accuracy 0.512 < threshold 0.800'."""
+    reasons = []
+    result = tfma.load_validation_result(evaluation_uri)
+    for per_slice in result.metric_validations_per_slice:
+        where = "" if not per_slice.slice_key.single_slice_keys else " on a slice"
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            value = failure.metric_value.double_value.value
+            value_bound = failure.metric_threshold.value_threshold.lower_bound.value
+            change_bound = failure.metric_threshold.change_threshold.absolute.value
+            if failure.message:
+                reasons.append(f"{name}{where}: {failure.message.strip()}")
+            elif failure.metric_key.is_diff:
+                reasons.append(f"{name} changed {value:+.3f} against the last blessed model, "
+                               f"more than the allowed {change_bound:+.3f}")
+            else:
+                reasons.append(f"{name}{where} {value:.3f} < threshold {value_bound:.3f}")
+    return reasons
+
+
 def read_run_summary(metadata_path: Path, pipeline_name: str,
                      accuracy_threshold: float) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
@@ -153,6 +182,9 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
     count = overall.get("example_count")
     blessings = evaluator.get("blessing", [])
     blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
+    not_blessed_because = []
+    if blessed is False and evaluator.get("evaluation"):
+        not_blessed_because = _gate_failures(evaluator["evaluation"][0].uri)
     pushed_path = None
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
         if pushed.custom_properties["pushed"].int_value:
@@ -169,5 +201,6 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         eval_metrics=overall,
         per_class_accuracy=per_class,
         blessed=blessed,
+        not_blessed_because=not_blessed_because,
         pushed_path=pushed_path,
     )

@@ -39,5 +39,7 @@ def test_three_classes_are_evaluated_per_class_and_an_unreachable_threshold_push
     second = _run(tmp_path / "data", tmp_path / "out", "1.0")
     assert second["eval_accuracy"] < 1.0
     assert second["blessed"] is False
+    assert any(reason.startswith("accuracy ") and reason.endswith("< threshold 1.000")
+               for reason in second["not_blessed_because"]), second["not_blessed_because"]
     assert second["pushed_path"] is None
     assert sorted((tmp_path / "out" / "serving" / MODEL).iterdir()) == versions

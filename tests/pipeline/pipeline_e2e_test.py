@@ -61,6 +61,7 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["blessed"] is True
+    assert summary["not_blessed_because"] == []
     assert sum(summary["examples_per_split"].values()) == 32
     assert {"accuracy", "auc", "precision", "recall", "example_count"} <= set(
         summary["eval_metrics"])
