@@ -8,6 +8,7 @@ from tfx import v1 as tfx
 
 from components.image_example_gen.component import image_example_gen
 from components.image_example_gen.reader import LABEL_NAME as LABEL_NAME_KEY
+from components.load_check.component import ModelLoadCheck
 from components.serving_pusher.component import ServingPusher
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.export import EXAMPLES_SIGNATURE
@@ -63,7 +64,7 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gate -> Pusher."""
+    """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gates -> Pusher."""
     hp = config.hparams
     example_gen = image_example_gen(config.data_root, config.train_eval_buckets)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
@@ -98,9 +99,16 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(config.gate, hp.num_classes),
     )
+    # InfraValidator's check without Docker: the model must load and serve eval images in a
+    # fresh Python process.
+    load_check = ModelLoadCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+    ).with_id("ModelLoadCheck")
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=load_check.outputs["blessing"],  # pushed only if both are blessed
         examples=example_gen.outputs["examples"],  # eval images become warmup requests
         serving_model_dir=config.serving_model_dir,
         model_name=config.pipeline_name,  # `imgpipe run` uses --model-name for both
@@ -111,7 +119,7 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    model_resolver, trainer, evaluator, pusher],
+                    model_resolver, trainer, evaluator, load_check, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

@@ -39,6 +39,7 @@ class RunSummary:
     per_class_accuracy: dict[str, float]
     blessed: bool | None
     not_blessed_because: list[str]
+    load_check_failure: str | None
     pushed_path: str | None
 
     def to_json(self) -> dict[str, Any]:
@@ -73,10 +74,14 @@ class RunSummary:
         if self.not_blessed_because:
             verdict += " (" + "; ".join(self.not_blessed_because) + ")"
         out.append("blessed: " + verdict)
+        if self.load_check_failure:
+            out.append(f"load-and-query check failed: {self.load_check_failure}")
         if self.pushed_path:
             out.append(f"pushed: {self.pushed_path}")
         else:
             why = {False: " (not blessed)", None: " (no evaluation)"}.get(self.blessed, "")
+            if self.blessed and self.load_check_failure:
+                why = " (the model failed the load-and-query check)"
             out.append("pushed: nothing" + why)
         return out
 
@@ -185,6 +190,10 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
     not_blessed_because = []
     if blessed is False and evaluator.get("evaluation"):
         not_blessed_because = _gate_failures(evaluator["evaluation"][0].uri)
+    load_check_failure = None
+    for infra in outputs.get("ModelLoadCheck", {}).get("blessing", []):
+        if not infra.custom_properties["blessed"].int_value:
+            load_check_failure = infra.custom_properties["reason"].string_value or "no reason"
     pushed_path = None
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
         if pushed.custom_properties["pushed"].int_value:
@@ -202,5 +211,6 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         per_class_accuracy=per_class,
         blessed=blessed,
         not_blessed_because=not_blessed_because,
+        load_check_failure=load_check_failure,
         pushed_path=pushed_path,
     )

@@ -31,6 +31,9 @@ class ServingPusherSpec(types.ComponentSpec):
         executor.MODEL_BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
         # Only read for warmup requests, so it may be left out when they are off.
         executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        # ModelLoadCheck's (or InfraValidator's) verdict; when given, it must be blessed too.
+        executor.INFRA_BLESSING_KEY: ChannelParameter(
+            type=standard_artifacts.InfraBlessing, optional=True),
     }
     OUTPUTS = {
         executor.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel),
@@ -50,13 +53,15 @@ class ServingPusher(base_component.BaseComponent):
     def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
                  serving_model_dir: str, model_name: str,
                  examples: types.BaseChannel | None = None,
+                 infra_blessing: types.BaseChannel | None = None,
                  keep_versions: int = executor.DEFAULT_KEEP_VERSIONS,
                  warmup_requests: int = executor.DEFAULT_WARMUP_REQUESTS) -> None:
         """Checks the parameters now, so a mistake fails at pipeline construction.
 
         `serving_model_dir` is TF Serving's model base path; `model_name` goes into the warmup
         requests' model_spec; `keep_versions` (>= 1) versions stay, the newest; up to
-        `warmup_requests` eval images of `examples` become warmup requests (0: none).
+        `warmup_requests` eval images of `examples` become warmup requests (0: none); with
+        `infra_blessing` (an InfraBlessing) the model is pushed only if that is blessed too.
         """
         if not serving_model_dir:
             raise ValueError("serving_model_dir must not be empty")
@@ -72,6 +77,7 @@ class ServingPusher(base_component.BaseComponent):
             model=model,
             model_blessing=model_blessing,
             examples=examples,
+            infra_blessing=infra_blessing,
             serving_model_dir=serving_model_dir,
             model_name=model_name,
             keep_versions=keep_versions,

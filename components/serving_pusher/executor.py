@@ -16,6 +16,7 @@ from components.serving_pusher import publish, warmup
 MODEL_KEY = "model"
 MODEL_BLESSING_KEY = "model_blessing"
 EXAMPLES_KEY = "examples"
+INFRA_BLESSING_KEY = "infra_blessing"
 PUSHED_MODEL_KEY = "pushed_model"
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 MODEL_NAME_KEY = "model_name"
@@ -38,18 +39,31 @@ def _int_property(exec_properties: dict[str, Any], key: str, default: int) -> in
     return default if value is None else int(value)
 
 
+def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | None) -> str:
+    """Why the model must not be pushed ('' if it may): a blessing that is not blessed."""
+    if not model_utils.is_model_blessed(blessing):
+        return f"model blessing {blessing.uri} is not blessed"
+    if infra_blessings:
+        infra_blessing = artifact_utils.get_single_instance(infra_blessings)
+        if not model_utils.is_infra_validated(infra_blessing):
+            reason = infra_blessing.get_string_custom_property("reason")
+            return f"infra blessing {infra_blessing.uri} is not blessed ({reason or 'no reason'})"
+    return ""
+
+
 class Executor(base_executor.BaseExecutor):
     """Pushes a blessed model as the next version of a TF Serving base path, with warmup."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        """Publishes the model if blessed and records the push as TFX's Pusher does."""
+        """Publishes the model if blessed (and infra-blessed, when given) as TFX's Pusher does."""
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
-        if not model_utils.is_model_blessed(blessing):
-            _LOG.info("model blessing %s is not blessed: nothing pushed", blessing.uri)
+        refusal = _refusal(blessing, input_dict.get(INFRA_BLESSING_KEY))
+        if refusal:
+            _LOG.info("%s: nothing pushed", refusal)
             # Exactly what TFX's Pusher records for an unblessed model: 'pushed' only.
             pushed_model.set_int_custom_property(PUSHED_KEY, 0)
             return

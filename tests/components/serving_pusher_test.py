@@ -83,8 +83,15 @@ def push(tmp_path, model_uri, examples_uri, base):
     """Runs our executor's Do on real artifacts, as the orchestrator would; returns pushed_model."""
 
     def run(blessed: bool = True, keep_versions: int = 5, warmup_requests: int = 8,
-            with_examples: bool = True) -> standard_artifacts.PushedModel:
+            with_examples: bool = True, infra_blessed: bool | None = None
+            ) -> standard_artifacts.PushedModel:
         inputs = _inputs(tmp_path, model_uri, blessed)
+        if infra_blessed is not None:
+            infra = standard_artifacts.InfraBlessing()
+            infra.uri = str(tmp_path / "infra_blessing")
+            infra.set_int_custom_property("blessed", int(infra_blessed))
+            infra.set_string_custom_property("reason", "" if infra_blessed else "timed out")
+            inputs["infra_blessing"] = [infra]
         if with_examples:
             examples = standard_artifacts.Examples()
             examples.uri = examples_uri
@@ -184,6 +191,13 @@ def test_an_unblessed_model_writes_nothing(push, base):
     assert not os.path.exists(base)
     assert os.listdir(pushed.uri) == []
     assert _properties(pushed) == {"pushed": 0}
+
+
+def test_a_model_that_failed_the_load_check_is_not_pushed(push, base):
+    pushed = push(infra_blessed=False)
+    assert not os.path.exists(base)
+    assert _properties(pushed) == {"pushed": 0}
+    assert _properties(push(infra_blessed=True))["pushed_version"] == "1"
 
 
 def test_an_interrupted_push_publishes_nothing_and_the_next_one_cleans_up(

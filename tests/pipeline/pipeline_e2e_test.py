@@ -15,7 +15,7 @@ from pipeline.sample_data import write_sample_data
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-              "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelLoadCheck", "Pusher"}
 MODEL = "shapes"
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,7 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["blessed"] is True
     assert summary["not_blessed_because"] == []
+    assert summary["load_check_failure"] is None
     assert sum(summary["examples_per_split"].values()) == 32
     assert {"accuracy", "auc", "precision", "recall", "example_count"} <= set(
         summary["eval_metrics"])
