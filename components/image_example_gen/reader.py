@@ -41,3 +41,21 @@ def make_example(image_bytes: bytes, label: int, label_name: str,
         LABEL_NAME: _bytes(label_name.encode("utf-8")),
         FILENAME: _bytes(filename.encode("utf-8")),
     }))
+
+
+def read_split_images(split_dir: str, limit: int, feature: str = IMAGE_BYTES) -> list[bytes]:
+    """The first `limit` encoded images of a split's gzipped TFRecords, files in name order."""
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    files = sorted(tf.io.gfile.glob(posixpath.join(split_dir, "*.gz")))
+    if limit == 0 or not files:
+        return []
+    images = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
+        example = tf.train.Example.FromString(record.numpy())
+        values = example.features.feature[feature].bytes_list.value
+        if len(values) != 1:
+            raise ValueError(f"an example in {split_dir} has {len(values)} values for "
+                             f"{feature!r}, expected one encoded image")
+        images.append(values[0])
+    return images

@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from components.image_example_gen import reader
+
 SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY  # "serving_default"
 IMAGE_INPUT = "image_bytes"  # the signature's input, as trainer/export.py defines it
-IMAGE_FEATURE = "image_bytes"  # ExampleGen's feature with the encoded image
+IMAGE_FEATURE = reader.IMAGE_BYTES  # ExampleGen's feature with the encoded image
 PROBABILITIES = "probabilities"
 CLASSES = "classes"
 SUM_TOLERANCE = 1e-3
@@ -117,21 +119,10 @@ def describe_error(error: BaseException) -> str:
 
 
 def read_images(split_dir: str, limit: int, feature: str = IMAGE_FEATURE) -> list[bytes]:
-    """The first `limit` encoded images of a split's gzipped TFRecords, files in name order."""
+    """The first `limit` (>= 1) encoded images of a split, for the probe."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
-    if not files:
-        return []
-    images = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy())
-        values = example.features.feature[feature].bytes_list.value
-        if len(values) != 1:
-            raise ValueError(f"an example in {split_dir} has {len(values)} values for "
-                             f"{feature!r}, expected one encoded image")
-        images.append(values[0])
-    return images
+    return reader.read_split_images(split_dir, limit, feature)
 
 
 def write_images(path: str, images: Sequence[bytes]) -> None:

@@ -13,11 +13,13 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+from components.image_example_gen import reader
+
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 # TF Serving refuses to load a version whose warmup file holds more records than this.
 MAX_WARMUP_REQUESTS = 1000
-IMAGE_FEATURE = "image_bytes"  # ExampleGen's feature with the encoded image
+IMAGE_FEATURE = reader.IMAGE_BYTES  # ExampleGen's feature with the encoded image
 IMAGE_INPUT = "image_bytes"  # the serving signature's input
 SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
@@ -30,20 +32,9 @@ def check_count(warmup_requests: int) -> None:
 
 
 def read_images(split_dir: str, limit: int, feature: str = IMAGE_FEATURE) -> list[bytes]:
-    """The first `limit` encoded images of a split's gzipped TFRecords, files in name order."""
+    """Up to `limit` (at most TF Serving's limit) encoded eval images for warmup requests."""
     check_count(limit)
-    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
-    if limit == 0 or not files:
-        return []
-    images = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy())
-        values = example.features.feature[feature].bytes_list.value
-        if len(values) != 1:
-            raise ValueError(f"an example in {split_dir} has {len(values)} values for "
-                             f"{feature!r}, expected one encoded image")
-        images.append(values[0])
-    return images
+    return reader.read_split_images(split_dir, limit, feature)
 
 
 def prediction_log(image: bytes, model_name: str, signature_name: str = SIGNATURE,
