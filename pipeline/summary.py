@@ -13,6 +13,8 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.image_example_gen.reader import LABEL_NAME
+
 _STATE_NAMES = {
     mlmd.proto.Execution.COMPLETE: "complete",
     mlmd.proto.Execution.CACHED: "cached",
@@ -31,6 +33,7 @@ class RunSummary:
     run_id: str
     components: dict[str, str]
     examples_per_split: dict[str, int]
+    examples_per_split_and_class: dict[str, dict[str, int]]
     eval_accuracy: float | None
     eval_example_count: int | None
     accuracy_threshold: float
@@ -46,12 +49,19 @@ class RunSummary:
         """A plain dict for `json.dump`."""
         return dataclasses.asdict(self)
 
+    def _by_class(self, split: str) -> str:
+        by_class = self.examples_per_split_and_class.get(split)
+        if not by_class:
+            return ""
+        return " (" + ", ".join(f"{name} {n}" for name, n in sorted(by_class.items())) + ")"
+
     def lines(self) -> list[str]:
         """The human-readable summary, one fact per line."""
         out = [f"run {self.run_id}: " + ", ".join(
             f"{name} {state}" for name, state in self.components.items())]
         out.append("examples: " + ", ".join(
-            f"{split} {n}" for split, n in sorted(self.examples_per_split.items())))
+            f"{split} {n}" + self._by_class(split)
+            for split, n in sorted(self.examples_per_split.items())))
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
@@ -115,14 +125,20 @@ def _outputs(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
     return by_key
 
 
-def _example_counts(statistics: list) -> dict[str, int]:
+def _example_counts(statistics: list) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """(examples per split, examples per split and class) from StatisticsGen's statistics."""
     counts: dict[str, int] = {}
+    per_class: dict[str, dict[str, int]] = {}
     for artifact in statistics:
         for split in json.loads(artifact.properties["split_names"].string_value):
             path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
-            stats = tfdv.load_stats_binary(path)
-            counts[split] = int(stats.datasets[0].num_examples)
-    return counts
+            dataset = tfdv.load_stats_binary(path).datasets[0]
+            counts[split] = int(dataset.num_examples)
+            for feature in dataset.features:
+                if feature.path.step == [LABEL_NAME]:
+                    buckets = feature.string_stats.rank_histogram.buckets
+                    per_class[split] = {b.label: int(b.sample_count) for b in buckets}
+    return counts, per_class
 
 
 def _metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float],
@@ -178,6 +194,8 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         name = nodes[0][len(pipeline_name) + 1:] if nodes else str(execution.id)
         components[name] = _STATE_NAMES.get(execution.last_known_state, "unknown")
         outputs[name] = _outputs(store, execution.id)
+    examples, examples_by_class = _example_counts(
+        outputs.get("StatisticsGen", {}).get("statistics", []))
     evaluator = outputs.get("Evaluator", {})
     overall: dict[str, float] = {}
     changes: dict[str, float] = {}
@@ -202,7 +220,8 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         pipeline_name=pipeline_name,
         run_id=run.name,
         components=components,
-        examples_per_split=_example_counts(outputs.get("StatisticsGen", {}).get("statistics", [])),
+        examples_per_split=examples,
+        examples_per_split_and_class=examples_by_class,
         eval_accuracy=overall.get("accuracy"),
         eval_example_count=int(count) if count is not None else None,
         accuracy_threshold=accuracy_threshold,

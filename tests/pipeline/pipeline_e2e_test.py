@@ -64,6 +64,9 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     assert summary["not_blessed_because"] == []
     assert summary["load_check_failure"] is None
     assert sum(summary["examples_per_split"].values()) == 32
+    by_class = summary["examples_per_split_and_class"]
+    assert sum(by_class["train"].values()) + sum(by_class["eval"].values()) == 32
+    assert by_class["train"]["circle"] + by_class["eval"].get("circle", 0) == 16
     assert {"accuracy", "auc", "precision", "recall", "example_count"} <= set(
         summary["eval_metrics"])
     assert summary["eval_example_count"] == summary["examples_per_split"]["eval"]
