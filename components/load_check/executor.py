@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components.exec_properties import int_property
 from components.load_check import probe
 
 MODEL_KEY = "model"
@@ -32,11 +33,6 @@ REASON_KEY = "reason"
 LOG_FILE = "probe_log.txt"
 
 _LOG = logging.getLogger(__name__)
-
-
-def _int_property(exec_properties: dict[str, Any], key: str, default: int) -> int:
-    value = exec_properties.get(key)
-    return default if value is None else int(value)
 
 
 def check_parameters(num_images: int, timeout_seconds: int) -> None:
@@ -68,8 +64,8 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         model_dir = path_utils.serving_model_path(
             model.uri, path_utils.is_old_model_artifact(model))
-        num_images = _int_property(exec_properties, NUM_IMAGES_KEY, DEFAULT_NUM_IMAGES)
-        timeout_seconds = _int_property(
+        num_images = int_property(exec_properties, NUM_IMAGES_KEY, DEFAULT_NUM_IMAGES)
+        timeout_seconds = int_property(
             exec_properties, TIMEOUT_SECONDS_KEY, DEFAULT_TIMEOUT_SECONDS)
         check_parameters(num_images, timeout_seconds)
         split_dir = artifact_utils.get_split_uri(input_dict[EXAMPLES_KEY], IMAGES_SPLIT)

@@ -11,6 +11,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.exec_properties import int_property
 from components.serving_pusher import publish, warmup
 
 MODEL_KEY = "model"
@@ -32,11 +33,6 @@ PUSHED_DESTINATION_KEY = "pushed_destination"
 PUSHED_VERSION_KEY = "pushed_version"
 
 _LOG = logging.getLogger(__name__)
-
-
-def _int_property(exec_properties: dict[str, Any], key: str, default: int) -> int:
-    value = exec_properties.get(key)
-    return default if value is None else int(value)
 
 
 def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | None) -> str:
@@ -73,8 +69,8 @@ class Executor(base_executor.BaseExecutor):
             model.uri, path_utils.is_old_model_artifact(model))
         base_dir = exec_properties[SERVING_MODEL_DIR_KEY]
         model_name = exec_properties[MODEL_NAME_KEY]
-        keep_versions = _int_property(exec_properties, KEEP_VERSIONS_KEY, DEFAULT_KEEP_VERSIONS)
-        warmup_requests = _int_property(
+        keep_versions = int_property(exec_properties, KEEP_VERSIONS_KEY, DEFAULT_KEEP_VERSIONS)
+        warmup_requests = int_property(
             exec_properties, WARMUP_REQUESTS_KEY, DEFAULT_WARMUP_REQUESTS)
         warmup.check_count(warmup_requests)
 
