@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from components.image_example_gen.component import ImageLayout
+from components.image_example_gen.executor import IngestSettings
 from trainer.hparams import HParams
 
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
@@ -52,6 +54,7 @@ class PipelineConfig:
     hparams: HParams
     gate: GateConfig = GateConfig()
     push: PushConfig = PushConfig()
-    train_eval_buckets: tuple[int, int] = (4, 1)
+    layout: ImageLayout = ImageLayout()
+    ingest: IngestSettings = IngestSettings()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True

@@ -1,59 +1,126 @@
-"""Scans a folder of class folders before anything runs, so bad input fails early and clearly."""
+"""Scans a data folder before anything runs, so bad input fails early and clearly.
+
+Layouts (see `components.image_example_gen.component.ImageLayout`):
+`DATA/<class>/*`, `DATA/train/<class>/*` + `DATA/eval/<class>/*`, and either of them under
+`DATA/span-<N>/` for data arriving over time. This scan goes by names only; the ExampleGen then
+opens every file and quarantines what cannot be used.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
-from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
+from components.image_example_gen.component import GIVEN_SPLITS
+from components.image_example_gen.files import classify
+from components.image_example_gen.formats import IMAGE_EXTENSIONS
 from pipeline.errors import UserError
+
+SPAN_FOLDER = re.compile(r"^span-([0-9]+)$")
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetScan:
-    """The classes and image files found under a data folder, and every file left out."""
+    """The layout, classes and image files found under a data folder, and every file left out."""
 
     root: Path
     class_names: tuple[str, ...]
     images_per_class: dict[str, int]
     skipped: tuple[Path, ...]
+    span: int | None = None  # the span read, when the data comes in span-<N> folders
+    spans: tuple[int, ...] = ()  # every span present
+    given_splits: bool = False  # train/ and eval/ folders instead of a hash split
 
     @property
     def image_count(self) -> int:
-        """Images that will be ingested."""
+        """Files named as images in a class folder (the ExampleGen checks their contents)."""
         return sum(self.images_per_class.values())
 
+    @property
+    def read_root(self) -> Path:
+        """The folder this run reads: the span's folder, or the data root."""
+        return self.root / f"span-{self.span}" if self.span is not None else self.root
 
-def scan_dataset(root: Path) -> DatasetScan:
-    """Finds `root/<class>/<image>` files.
+
+def _spans(root: Path) -> dict[int, Path]:
+    spans = {}
+    for child in root.iterdir():
+        match = SPAN_FOLDER.match(child.name)
+        if match and child.is_dir():
+            spans[int(match.group(1))] = child
+    return spans
+
+
+def _scan_classes(split_root: Path, counts: dict[str, int], skipped: list[Path]) -> None:
+    for path in sorted(split_root.rglob("*")):
+        if path.is_dir():
+            continue
+        class_name, problem = classify(path.relative_to(split_root).as_posix())
+        if problem is None:
+            counts[class_name] = counts.get(class_name, 0) + 1
+        else:
+            skipped.append(path)
+    for child in split_root.iterdir():
+        if child.is_dir() and not child.name.startswith("."):
+            counts.setdefault(child.name, 0)
+
+
+def scan_dataset(root: Path, span: int | None = None) -> DatasetScan:
+    """Finds the layout, the classes and the image files of the span to read.
 
     Raises:
-        UserError: the folder is missing or is not a folder, has fewer than two classes, or a
-            class folder holds no image.
+        UserError: the folder is missing or is not a folder, the span does not exist, the
+            layout is ambiguous, there are fewer than two classes, or a class folder holds no
+            image.
     """
     if not root.exists():
         raise UserError(f"data folder {root} does not exist; pass --data a folder of class folders")
     if not root.is_dir():
         raise UserError(f"data path {root} is not a folder; pass --data a folder of class folders")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    skipped = [p for p in sorted(root.iterdir()) if p not in class_dirs]
+    skipped: list[Path] = []
+    spans = _spans(root)
+    read_root = root
+    if spans:
+        if span is None:
+            span = max(spans)
+        elif span not in spans:
+            raise UserError(f"--span {span}: no folder {root}/span-{span}; spans present: "
+                            + ", ".join(map(str, sorted(spans))))
+        read_root = spans[span]
+        skipped.extend(p for p in sorted(root.rglob("*")) if not p.is_dir()
+                       and not any(s in p.parents for s in spans.values()))
+    elif span is not None:
+        raise UserError(f"--span {span} given, but {root} has no span-<N> folders")
+    where = "" if read_root == root else f" (span {span})"
+    present = {name for name in GIVEN_SPLITS if (read_root / name).is_dir()}
+    if present and present != set(GIVEN_SPLITS):
+        (missing,) = set(GIVEN_SPLITS) - present
+        raise UserError(f"{read_root} has a {present.pop()}/ folder but no {missing}/ folder; "
+                        "give both train/ and eval/, or put class folders directly in it")
+    given_splits = bool(present)
     counts: dict[str, int] = {}
-    for class_dir in class_dirs:
-        files = sorted(p for p in class_dir.rglob("*") if not p.is_dir())
-        images = {p for p in files if is_image_path(str(p)) and p.parent == class_dir}
-        skipped.extend(p for p in files if p not in images)
-        counts[class_dir.name] = len(images)
-    if not class_dirs:
-        raise UserError(
-            f"data folder {root} has no class folders; put images in {root}/<class_name>/")
+    if given_splits:
+        skipped.extend(p for p in sorted(read_root.rglob("*")) if not p.is_dir()
+                       and p.relative_to(read_root).parts[0] not in GIVEN_SPLITS)
+        for name in GIVEN_SPLITS:
+            _scan_classes(read_root / name, counts, skipped)
+    else:
+        _scan_classes(read_root, counts, skipped)
+    counts = dict(sorted(counts.items()))
+    if not counts:
+        raise UserError(f"data folder {read_root}{where} has no class folders; put images in "
+                        f"{read_root}/<class_name>/")
     empty = [name for name, n in counts.items() if n == 0]
     if len(empty) == len(counts):
-        raise UserError(f"data folder {root} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        f"put images in {root}/<class_name>/")
+        raise UserError(f"data folder {read_root}{where} holds no images "
+                        f"({', '.join(IMAGE_EXTENSIONS)}); put images in "
+                        f"{read_root}/<class_name>/")
     if empty:
-        raise UserError(f"class folder(s) {', '.join(empty)} in {root} hold no images; "
+        raise UserError(f"class folder(s) {', '.join(empty)} in {read_root} hold no images; "
                         "add images or remove the folder(s)")
-    if len(class_dirs) < 2:
-        raise UserError(f"data folder {root} has one class ({class_dirs[0].name}); a classifier "
-                        "needs at least two class folders")
-    return DatasetScan(root, tuple(counts), counts, tuple(skipped))
+    if len(counts) < 2:
+        raise UserError(f"data folder {read_root}{where} has one class ({next(iter(counts))}); "
+                        "a classifier needs at least two class folders")
+    return DatasetScan(root, tuple(counts), counts, tuple(sorted(set(skipped))), span,
+                       tuple(sorted(spans)), given_splits)

@@ -66,7 +66,7 @@ def create_pipeline(
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gates -> Pusher."""
     hp = config.hparams
-    example_gen = image_example_gen(config.data_root, config.train_eval_buckets)
+    example_gen = image_example_gen(config.data_root, config.layout, config.ingest)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)

@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from pipeline.model_options import hparams_from_options, model_options
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
+    from pipeline.dataset import DatasetScan
     from pipeline.local_runner import OutputLayout
     from pipeline.summary import RunSummary
     from trainer.hparams import HParams
@@ -79,6 +81,25 @@ def check_paths(data: Path, output: Path) -> None:
                         "outside the data folder")
 
 
+def eval_buckets(eval_percent: int) -> tuple[int, int]:
+    """(train, eval) hash buckets for an eval share in percent, in lowest terms: 20 -> (4, 1)."""
+    divisor = math.gcd(100 - eval_percent, eval_percent)
+    return (100 - eval_percent) // divisor, eval_percent // divisor
+
+
+def echo_scan(scan: DatasetScan) -> None:
+    """What the run will read, and every file it will not, before anything runs."""
+    where = f"span {scan.span} of {len(scan.spans)}" if scan.span is not None else "data"
+    layout = "given train/ and eval/ folders" if scan.given_splits else "hash-split"
+    click.echo(f"{where}: {scan.image_count} images in {len(scan.class_names)} classes ("
+               + ", ".join(f"{name} {n}" for name, n in scan.images_per_class.items())
+               + f"), {layout}")
+    if scan.skipped:
+        click.echo(f"skipped {len(scan.skipped)} files that are not images in a class folder:")
+        for path in scan.skipped:
+            click.echo(f"  {path}")
+
+
 @contextlib.contextmanager
 def stderr_to(log_path: Path) -> Iterator[None]:
     """Sends file descriptor 2 (TensorFlow's C++ logs, Beam, absl) and Python logging to a file."""
@@ -113,26 +134,34 @@ def stderr_to(log_path: Path) -> Iterator[None]:
 @click.option("--keep-versions", default=5, show_default=True, type=click.IntRange(1, 10_000),
               help="Newest pushed versions kept in OUTPUT/serving/<model-name>/.")
 @click.option("--no-cache", is_flag=True, help="Re-run every component, even if unchanged.")
+@click.option("--span", default=None, type=click.IntRange(0),
+              help="With DATA/span-<N>/ folders: the span to read (default: the latest).")
+@click.option("--eval-percent", default=20, show_default=True, type=click.IntRange(1, 99),
+              help="Share of DATA/<class>/ images held out for evaluation (by a hash of the "
+                   "path); not used with DATA/train/ and DATA/eval/ folders.")
+@click.option("--max-quarantined", default=0.05, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
+              help="Stop when more than this fraction of the files found cannot be used.")
+@click.option("--max-pixels", default=50_000_000, show_default=True,
+              type=click.IntRange(1), help="Images with more pixels are quarantined unread.")
 @model_options
 def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
-        keep_versions: int, no_cache: bool, weights: str, **options) -> None:
+        keep_versions: int, no_cache: bool, span: int | None, eval_percent: int,
+        max_quarantined: float, max_pixels: int, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
 
     if not MODEL_NAME.match(model_name):
         raise UserError(f"--model-name {model_name!r} must be letters, digits, '_', '.' or '-'")
     weights = resolve_weights(weights)
-    scan = scan_dataset(data_dir)
+    scan = scan_dataset(data_dir, span)
     check_paths(data_dir, output_dir)
     hparams = hparams_from_options(scan.class_names, weights, options)
-    click.echo(f"data: {scan.image_count} images in {len(scan.class_names)} classes (" + ", ".join(
-        f"{name} {n}" for name, n in scan.images_per_class.items()) + ")")
-    if scan.skipped:
-        click.echo(f"skipped {len(scan.skipped)} files that are not images in a class folder:")
-        for path in scan.skipped:
-            click.echo(f"  {path}")
+    echo_scan(scan)
     check_weights(hparams)
 
+    from components.image_example_gen.component import ImageLayout
+    from components.image_example_gen.executor import IngestSettings
     from pipeline.config import GateConfig, PipelineConfig, PushConfig
     from pipeline.local_runner import OutputLayout
 
@@ -144,6 +173,9 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
         serving_model_dir=str(layout.serving_dir / model_name),
         hparams=hparams,
         gate=GateConfig(accuracy_threshold=accuracy_threshold),
+        layout=ImageLayout(spans=bool(scan.spans), given_splits=scan.given_splits, span=span,
+                           train_eval_buckets=eval_buckets(eval_percent)),
+        ingest=IngestSettings(max_pixels=max_pixels, max_quarantined_fraction=max_quarantined),
         push=PushConfig(keep_versions=keep_versions),
         enable_cache=not no_cache,
     )

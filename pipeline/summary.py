@@ -32,6 +32,7 @@ class RunSummary:
     pipeline_name: str
     run_id: str
     components: dict[str, str]
+    ingestion: dict[str, Any]  # folders read, files found, ingested, quarantined and why
     examples_per_split: dict[str, int]
     examples_per_split_and_class: dict[str, dict[str, int]]
     eval_accuracy: float | None
@@ -55,10 +56,23 @@ class RunSummary:
             return ""
         return " (" + ", ".join(f"{name} {n}" for name, n in sorted(by_class.items())) + ")"
 
+    def _ingestion_lines(self) -> list[str]:
+        facts = self.ingestion
+        if "files_found" not in facts:
+            return []
+        where = ", ".join(facts["folders_read"])
+        line = (f"ingested from {where}: {facts['ingested']} of {facts['files_found']} files, "
+                f"{facts['quarantined']} quarantined")
+        if facts["quarantined"]:
+            kinds = ", ".join(f"{k} {n}" for k, n in facts["quarantined_per_kind"].items())
+            line += f" ({kinds}; list: {facts['quarantine_report']})"
+        return [line]
+
     def lines(self) -> list[str]:
         """The human-readable summary, one fact per line."""
         out = [f"run {self.run_id}: " + ", ".join(
             f"{name} {state}" for name, state in self.components.items())]
+        out.extend(self._ingestion_lines())
         out.append("examples: " + ", ".join(
             f"{split} {n}" + self._by_class(split)
             for split, n in sorted(self.examples_per_split.items())))
@@ -123,6 +137,25 @@ def _outputs(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
     for artifact in store.get_artifacts_by_id(sorted(keyed)):
         by_key.setdefault(keyed[artifact.id], []).append(artifact)
     return by_key
+
+
+def _ingestion(examples: list) -> dict[str, Any]:
+    """What the image ExampleGen recorded on its Examples artifact."""
+    if not examples:
+        return {}
+    artifact = examples[0]
+    props = artifact.custom_properties
+    if "files_found" not in props:
+        return {}
+    return {
+        "folders_read": json.loads(props["folders_read"].string_value),
+        "class_names": json.loads(props["class_names"].string_value),
+        "files_found": props["files_found"].int_value,
+        "ingested": props["ingested"].int_value,
+        "quarantined": props["quarantined"].int_value,
+        "quarantined_per_kind": json.loads(props["quarantined_per_kind"].string_value),
+        "quarantine_report": props["quarantine_report"].string_value,
+    }
 
 
 def _example_counts(statistics: list) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
@@ -220,6 +253,7 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         pipeline_name=pipeline_name,
         run_id=run.name,
         components=components,
+        ingestion=_ingestion(outputs.get("ImageExampleGen", {}).get("examples", [])),
         examples_per_split=examples,
         examples_per_split_and_class=examples_by_class,
         eval_accuracy=overall.get("accuracy"),

@@ -10,37 +10,31 @@ IMAGE_BYTES = "image_bytes"
 LABEL = "label"
 LABEL_NAME = "label_name"
 FILENAME = "filename"
+HEIGHT = "height"
+WIDTH = "width"
+FORMAT = "format"
 
 
-def class_names_in(data_root: str) -> tuple[str, ...]:
-    """The class names of a data folder: its visible subfolders, sorted; label i is name i."""
-    names = (n.rstrip("/") for n in tf.io.gfile.listdir(data_root))
-    return tuple(sorted(n for n in names if not n.startswith(".")
-                        and tf.io.gfile.isdir(posixpath.join(data_root, n))))
-
-
-def relative_image_path(path: str, input_base: str) -> tuple[str, str]:
-    """(class name, path relative to the data root) of `input_base/<class>/<file>`."""
-    relative = path[len(input_base):].lstrip("/") if path.startswith(input_base) else path
-    parts = relative.split("/")
-    if len(parts) < 2:
-        raise ValueError(f"{path} is not inside a class folder of {input_base}")
-    return parts[-2], relative
-
-
-def make_example(image_bytes: bytes, label: int, label_name: str,
-                 filename: str) -> tf.train.Example:
+def make_example(image_bytes: bytes, label: int, label_name: str, filename: str,
+                 height: int = 0, width: int = 0, image_format: str = "") -> tf.train.Example:
     """The example for one image: its original encoded bytes, never decoded pixels."""
 
     def _bytes(value: bytes) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
-    return tf.train.Example(features=tf.train.Features(feature={
+    def _int(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+    feature = {
         IMAGE_BYTES: _bytes(image_bytes),
-        LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        LABEL: _int(label),
         LABEL_NAME: _bytes(label_name.encode("utf-8")),
         FILENAME: _bytes(filename.encode("utf-8")),
-    }))
+    }
+    if image_format:
+        feature.update({HEIGHT: _int(height), WIDTH: _int(width),
+                        FORMAT: _bytes(image_format.encode("ascii"))})
+    return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
 def read_split_images(split_dir: str, limit: int, feature: str = IMAGE_BYTES) -> list[bytes]:

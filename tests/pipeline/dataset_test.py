@@ -47,3 +47,38 @@ def test_missing_folder_and_file_instead_of_folder(tmp_path):
         scan_dataset(tmp_path / "nope")
     with pytest.raises(UserError, match="is not a folder"):
         scan_dataset(_touch(tmp_path / "file.jpg"))
+
+
+def test_spans_read_the_latest_or_the_one_asked_for(tmp_path):
+    for span, names in {1: ("cats", "dogs"), 2: ("cats", "dogs", "foxes")}.items():
+        for name in names:
+            _touch(tmp_path / f"span-{span}" / name / "a.jpg")
+    stray = _touch(tmp_path / "notes.txt")
+    latest = scan_dataset(tmp_path)
+    assert (latest.span, latest.spans) == (2, (1, 2))
+    assert latest.class_names == ("cats", "dogs", "foxes")
+    assert latest.read_root == tmp_path / "span-2"
+    assert latest.skipped == (stray,)
+    assert scan_dataset(tmp_path, span=1).class_names == ("cats", "dogs")
+    with pytest.raises(UserError, match=r"--span 7: no folder .*span-7; spans present: 1, 2"):
+        scan_dataset(tmp_path, span=7)
+
+
+def test_given_train_and_eval_folders(tmp_path):
+    for split, n in (("train", 3), ("eval", 1)):
+        for name in ("cats", "dogs"):
+            for i in range(n):
+                _touch(tmp_path / split / name / f"{i}.png")
+    scan = scan_dataset(tmp_path)
+    assert scan.given_splits and scan.span is None
+    assert scan.images_per_class == {"cats": 4, "dogs": 4}
+    (tmp_path / "eval" / "cats" / "0.png").unlink()
+    (tmp_path / "eval" / "cats" / "0.png").parent.rmdir()
+    assert scan_dataset(tmp_path).images_per_class == {"cats": 3, "dogs": 4}
+
+
+def test_train_without_eval_is_a_user_error(tmp_path):
+    _touch(tmp_path / "train" / "cats" / "a.jpg")
+    _touch(tmp_path / "dogs" / "a.jpg")
+    with pytest.raises(UserError, match="has a train/ folder but no eval/ folder"):
+        scan_dataset(tmp_path)

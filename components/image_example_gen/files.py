@@ -1,0 +1,89 @@
+"""Finding every file under a split's folder, and deciding which ones can be images of a class.
+
+A split's input pattern is `<root>/*/*` (`*/*` for the data root itself), where `<root>` may hold
+TFX's `{SPAN}`/`{VERSION}` placeholders, already replaced by the driver with the chosen span when
+the executor runs. The executor does not trust the glob to find everything: it walks `<root>`
+completely, so every file there is either ingested or quarantined with a reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+
+from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
+
+CLASS_FILES = "*/*"
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundFile:
+    """One file under a split's root: its class folder, or why it cannot be an example."""
+
+    path: str  # as the filesystem names it
+    relative: str  # relative to the data root: the `filename` feature and the report's key
+    class_name: str | None
+    problem: tuple[str, str] | None = None  # (kind, reason) when it is not an image of a class
+
+
+def split_root(pattern: str) -> str:
+    """`<root>` of a `<root>/*/*` split pattern ('' for `*/*`)."""
+    if pattern == CLASS_FILES:
+        return ""
+    if not pattern.endswith("/" + CLASS_FILES):
+        raise ValueError(f"split pattern {pattern!r} must be '<folder>/{CLASS_FILES}' or "
+                         f"'{CLASS_FILES}': one class folder per label")
+    return pattern[: -len(CLASS_FILES) - 1]
+
+
+def _join(*parts: str) -> str:
+    return posixpath.join(*[p for p in parts if p])
+
+
+def class_names_under(input_base: str, roots: list[str]) -> tuple[str, ...]:
+    """Sorted names of the visible folders directly under any of the roots: label i is name i."""
+    import tensorflow as tf
+
+    names = set()
+    for root in roots:
+        directory = _join(input_base, root)
+        for name in tf.io.gfile.listdir(directory):
+            name = name.rstrip("/")
+            if not name.startswith(".") and tf.io.gfile.isdir(_join(directory, name)):
+                names.add(name)
+    return tuple(sorted(names))
+
+
+def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]:
+    """(class name, problem) of a file from its path below the split's root."""
+    parts = relative_to_root.split("/")
+    hidden = [p for p in parts if p.startswith(".")]
+    class_name = parts[0] if len(parts) >= 2 and not parts[0].startswith(".") else None
+    if hidden:
+        what = "hidden file" if hidden == [parts[-1]] else f"inside hidden folder {hidden[0]!r}"
+        return class_name, ("hidden", f"{what} (names starting with '.' are not data)")
+    if class_name is None:
+        return None, ("not_in_class", "not inside a class folder")
+    if len(parts) > 2:
+        return class_name, ("nested", f"inside a sub-folder of class folder {class_name!r}; only "
+                                      "files directly in a class folder are read: move it up")
+    if not is_image_path(parts[-1]):
+        extension = posixpath.splitext(parts[-1])[1] or "no extension"
+        return class_name, ("unsupported", f"not an image file name ({extension}); images are "
+                                           f"{' '.join(IMAGE_EXTENSIONS)}, in any case")
+    return class_name, None
+
+
+def find_files(input_base: str, root: str) -> list[FoundFile]:
+    """Every file under `input_base/root`, hidden and nested ones included, in path order."""
+    import tensorflow as tf
+
+    top = _join(input_base, root)
+    found = []
+    for directory, _, files in tf.io.gfile.walk(top):
+        for name in files:
+            path = _join(directory.rstrip("/"), name)
+            below_root = path[len(top):].lstrip("/")
+            class_name, problem = classify(below_root)
+            found.append(FoundFile(path, _join(root, below_root), class_name, problem))
+    return sorted(found, key=lambda f: f.relative)
