@@ -44,6 +44,21 @@ class PushConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataCheckConfig:
+    """How new data is checked against the previous span before a model trained on it is pushed.
+
+    `max_class_drift` bounds the L-infinity distance between the class shares of this span and
+    the previous one (0.25: no class's share may move by more than 25 points).
+    """
+
+    max_class_drift: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_class_drift <= 1.0:
+            raise ValueError(f"max_class_drift must be in (0, 1], got {self.max_class_drift}")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs; paths may be local or any URI TensorFlow can write."""
 
@@ -56,5 +71,6 @@ class PipelineConfig:
     push: PushConfig = PushConfig()
     layout: ImageLayout = ImageLayout()
     ingest: IngestSettings = IngestSettings()
+    data: DataCheckConfig = DataCheckConfig()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True

@@ -6,6 +6,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.data_validation.component import CurateSchema, DataGate
 from components.image_example_gen.component import image_example_gen
 from components.image_example_gen.reader import LABEL_NAME as LABEL_NAME_KEY
 from components.load_check.component import ModelLoadCheck
@@ -70,11 +71,18 @@ def create_pipeline(
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    curated_schema = CurateSchema(
+        inferred_schema=schema_gen.outputs["schema"], examples=example_gen.outputs["examples"])
+    schema = curated_schema.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema)
+    data_gate = DataGate(
+        examples=example_gen.outputs["examples"],
+        anomalies=example_validator.outputs["anomalies"],
+        max_class_drift=config.data.max_class_drift)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={"image_size": hp.image_size},
     )
@@ -87,7 +95,7 @@ def create_pipeline(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
+        schema=schema,
         base_model=model_resolver.outputs["model"],  # warm start from the last blessed model
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
@@ -109,6 +117,7 @@ def create_pipeline(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=load_check.outputs["blessing"],  # pushed only if both are blessed
+        data_verdict=data_gate.outputs["verdict"],  # and only if the data passed its checks
         examples=example_gen.outputs["examples"],  # eval images become warmup requests
         serving_model_dir=config.serving_model_dir,
         model_name=config.pipeline_name,  # `imgpipe run` uses --model-name for both
@@ -118,8 +127,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, transform,
-                    model_resolver, trainer, evaluator, load_check, pusher],
+        components=[example_gen, statistics_gen, schema_gen, curated_schema, example_validator,
+                    data_gate, transform, model_resolver, trainer, evaluator, load_check, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

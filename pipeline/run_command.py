@@ -144,10 +144,15 @@ def stderr_to(log_path: Path) -> Iterator[None]:
               help="Stop when more than this fraction of the files found cannot be used.")
 @click.option("--max-pixels", default=50_000_000, show_default=True,
               type=click.IntRange(1), help="Images with more pixels are quarantined unread.")
+@click.option("--max-class-drift", default=0.25, show_default=True,
+              type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="Largest change of any class's share against the previous span (L-infinity)"
+                   " before the push is stopped.")
 @model_options
 def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
         keep_versions: int, no_cache: bool, span: int | None, eval_percent: int,
-        max_quarantined: float, max_pixels: int, weights: str, **options) -> None:
+        max_quarantined: float, max_pixels: int, max_class_drift: float, weights: str,
+        **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
 
@@ -162,7 +167,7 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
 
     from components.image_example_gen.component import ImageLayout
     from components.image_example_gen.executor import IngestSettings
-    from pipeline.config import GateConfig, PipelineConfig, PushConfig
+    from pipeline.config import DataCheckConfig, GateConfig, PipelineConfig, PushConfig
     from pipeline.local_runner import OutputLayout
 
     layout = OutputLayout(output_dir.resolve())
@@ -176,6 +181,7 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
         layout=ImageLayout(spans=bool(scan.spans), given_splits=scan.given_splits, span=span,
                            train_eval_buckets=eval_buckets(eval_percent)),
         ingest=IngestSettings(max_pixels=max_pixels, max_quarantined_fraction=max_quarantined),
+        data=DataCheckConfig(max_class_drift=max_class_drift),
         push=PushConfig(keep_versions=keep_versions),
         enable_cache=not no_cache,
     )

@@ -45,6 +45,9 @@ class RunSummary:
     not_blessed_because: list[str]
     load_check_failure: str | None
     pushed_path: str | None
+    data_problems: list[str] = dataclasses.field(default_factory=list)
+    data_compared_with: str = ""
+    not_pushed_because: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -94,6 +97,13 @@ class RunSummary:
             if self.per_class_accuracy:
                 out.append("eval accuracy per class: " + ", ".join(
                     f"{k} {v:.3f}" for k, v in sorted(self.per_class_accuracy.items())))
+        if self.data_problems:
+            out.append(f"data checks: {len(self.data_problems)} problem(s):")
+            out.extend(f"  {problem}" for problem in self.data_problems)
+        elif "DataGate" in self.components:
+            against = (f"compared with {self.data_compared_with}" if self.data_compared_with
+                       else "no earlier data to compare with")
+            out.append(f"data checks: passed ({against})")
         verdict = {True: "yes", False: "no", None: "not evaluated"}[self.blessed]
         if self.not_blessed_because:
             verdict += " (" + "; ".join(self.not_blessed_because) + ")"
@@ -106,6 +116,8 @@ class RunSummary:
             why = {False: " (not blessed)", None: " (no evaluation)"}.get(self.blessed, "")
             if self.blessed and self.load_check_failure:
                 why = " (the model failed the load-and-query check)"
+            elif self.blessed and self.data_problems:
+                why = " (the data checks found problems)"
             out.append("pushed: nothing" + why)
         return out
 
@@ -246,9 +258,17 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         if not infra.custom_properties["blessed"].int_value:
             load_check_failure = infra.custom_properties["reason"].string_value or "no reason"
     pushed_path = None
+    not_pushed_because = ""
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
         if pushed.custom_properties["pushed"].int_value:
             pushed_path = pushed.custom_properties["pushed_destination"].string_value
+        elif "not_pushed_because" in pushed.custom_properties:
+            not_pushed_because = pushed.custom_properties["not_pushed_because"].string_value
+    data_problems: list[str] = []
+    data_compared_with = ""
+    for verdict in outputs.get("DataGate", {}).get("verdict", []):
+        data_problems = json.loads(verdict.custom_properties["problems"].string_value)
+        data_compared_with = verdict.custom_properties["compared_with"].string_value
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run.name,
@@ -266,4 +286,7 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         not_blessed_because=not_blessed_because,
         load_check_failure=load_check_failure,
         pushed_path=pushed_path,
+        data_problems=data_problems,
+        data_compared_with=data_compared_with,
+        not_pushed_because=not_pushed_because,
     )

@@ -185,6 +185,12 @@ class Executor(BaseExampleGenExecutor):
         _write_report(examples, report)
         examples.set_string_custom_property("folders_read", json.dumps(
             [posixpath.join(input_base, root) for root in roots.values()], ensure_ascii=False))
+        previous = files.previous_span(input_base, list(roots.values()),
+                                       int(exec_properties.get("span") or 0))
+        if previous is not None:
+            examples.set_int_custom_property("previous_span", previous[0])
+            examples.set_string_custom_property("previous_span_images_per_class", json.dumps(
+                previous[1], ensure_ascii=False))
         stop = report.stop_reasons(settings.max_quarantined_fraction,
                                    posixpath.join(examples.uri, REPORT_FILE))
         if stop:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 
 CLASS_FILES = "*/*"
+SPAN_FOLDER = re.compile(r"^span-([0-9]+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,3 +89,35 @@ def find_files(input_base: str, root: str) -> list[FoundFile]:
             class_name, problem = classify(below_root)
             found.append(FoundFile(path, _join(root, below_root), class_name, problem))
     return sorted(found, key=lambda f: f.relative)
+
+
+def previous_span(input_base: str, roots: list[str], span: int
+                  ) -> tuple[int, dict[str, int]] | None:
+    """(number, image files per class) of the latest `span-<N>` folder before `span`.
+
+    None when the roots are not in a `span-<span>` folder or no earlier span exists. Counts go
+    by file names (nothing is opened): enough to see classes appear, vanish or shift.
+    """
+    import tensorflow as tf
+
+    current = f"span-{span}"
+    if not roots or any(current not in root.split("/") for root in roots):
+        return None
+    earlier = []
+    for name in tf.io.gfile.listdir(input_base):
+        match = SPAN_FOLDER.match(name.rstrip("/"))
+        if match and int(match.group(1)) < span:
+            earlier.append(int(match.group(1)))
+    if not earlier:
+        return None
+    number = max(earlier)
+    counts: dict[str, int] = {}
+    for root in roots:
+        parts = [f"span-{number}" if part == current else part for part in root.split("/")]
+        previous_root = "/".join(parts)
+        if not tf.io.gfile.isdir(_join(input_base, previous_root)):
+            continue
+        for found in find_files(input_base, previous_root):
+            if found.problem is None:
+                counts[found.class_name] = counts.get(found.class_name, 0) + 1
+    return number, dict(sorted(counts.items()))

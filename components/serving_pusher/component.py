@@ -14,6 +14,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.system_executions import Deploy
 
+from components.data_validation.component import DataVerdict
 from components.serving_pusher import executor, warmup
 
 
@@ -34,6 +35,8 @@ class ServingPusherSpec(types.ComponentSpec):
         # ModelLoadCheck's (or InfraValidator's) verdict; when given, it must be blessed too.
         executor.INFRA_BLESSING_KEY: ChannelParameter(
             type=standard_artifacts.InfraBlessing, optional=True),
+        # DataGate's verdict on the data the model was trained on; when given, it must pass.
+        executor.DATA_VERDICT_KEY: ChannelParameter(type=DataVerdict, optional=True),
     }
     OUTPUTS = {
         executor.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel),
@@ -54,6 +57,7 @@ class ServingPusher(base_component.BaseComponent):
                  serving_model_dir: str, model_name: str,
                  examples: types.BaseChannel | None = None,
                  infra_blessing: types.BaseChannel | None = None,
+                 data_verdict: types.BaseChannel | None = None,
                  keep_versions: int = executor.DEFAULT_KEEP_VERSIONS,
                  warmup_requests: int = executor.DEFAULT_WARMUP_REQUESTS) -> None:
         """Checks the parameters now, so a mistake fails at pipeline construction.
@@ -61,7 +65,8 @@ class ServingPusher(base_component.BaseComponent):
         `serving_model_dir` is TF Serving's model base path; `model_name` goes into the warmup
         requests' model_spec; `keep_versions` (>= 1) versions stay, the newest; up to
         `warmup_requests` eval images of `examples` become warmup requests (0: none); with
-        `infra_blessing` (an InfraBlessing) the model is pushed only if that is blessed too.
+        `infra_blessing` (an InfraBlessing) the model is pushed only if that is blessed too, and
+        with `data_verdict` (DataGate's) only if its data passed.
         """
         if not serving_model_dir:
             raise ValueError("serving_model_dir must not be empty")
@@ -78,6 +83,7 @@ class ServingPusher(base_component.BaseComponent):
             model_blessing=model_blessing,
             examples=examples,
             infra_blessing=infra_blessing,
+            data_verdict=data_verdict,
             serving_model_dir=serving_model_dir,
             model_name=model_name,
             keep_versions=keep_versions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ MODEL_KEY = "model"
 MODEL_BLESSING_KEY = "model_blessing"
 EXAMPLES_KEY = "examples"
 INFRA_BLESSING_KEY = "infra_blessing"
+DATA_VERDICT_KEY = "data_verdict"
 PUSHED_MODEL_KEY = "pushed_model"
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 MODEL_NAME_KEY = "model_name"
@@ -31,12 +33,21 @@ WARMUP_SPLIT = "eval"  # images the model was not trained on, as real traffic is
 PUSHED_KEY = "pushed"
 PUSHED_DESTINATION_KEY = "pushed_destination"
 PUSHED_VERSION_KEY = "pushed_version"
+# Ours: why nothing was pushed ('' when a version was).
+NOT_PUSHED_BECAUSE_KEY = "not_pushed_because"
 
 _LOG = logging.getLogger(__name__)
 
 
-def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | None) -> str:
-    """Why the model must not be pushed ('' if it may): a blessing that is not blessed."""
+def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | None,
+             data_verdicts: list[types.Artifact] | None = None) -> str:
+    """Why the model must not be pushed ('' if it may): a blessing or verdict that says no."""
+    if data_verdicts:
+        verdict = artifact_utils.get_single_instance(data_verdicts)
+        if not verdict.get_int_custom_property("passed"):
+            problems = json.loads(verdict.get_string_custom_property("problems") or "[]")
+            return (f"the data has {len(problems)} problem(s): " + "; ".join(problems)
+                    if problems else f"data verdict {verdict.uri} did not pass")
     if not model_utils.is_model_blessed(blessing):
         return f"model blessing {blessing.uri} is not blessed"
     if infra_blessings:
@@ -57,11 +68,13 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
-        refusal = _refusal(blessing, input_dict.get(INFRA_BLESSING_KEY))
+        refusal = _refusal(blessing, input_dict.get(INFRA_BLESSING_KEY),
+                           input_dict.get(DATA_VERDICT_KEY))
         if refusal:
             _LOG.info("%s: nothing pushed", refusal)
-            # Exactly what TFX's Pusher records for an unblessed model: 'pushed' only.
+            # What TFX's Pusher records for an unblessed model ('pushed' 0), and why.
             pushed_model.set_int_custom_property(PUSHED_KEY, 0)
+            pushed_model.set_string_custom_property(NOT_PUSHED_BECAUSE_KEY, refusal)
             return
 
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])

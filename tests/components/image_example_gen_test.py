@@ -184,14 +184,21 @@ def test_the_latest_span_is_read_by_default_and_a_static_range_picks_one(tmp_pat
     root = tmp_path / "data"
     _class_folder(root / "span-1", image_files, n=3)
     _class_folder(root / "span-2", image_files, n=4, seed=20)
+    (root / "span-1" / "dog" / ".DS_Store").write_bytes(b"x")  # not counted as an image
     latest, span = run_executor(root, tmp_path / "latest", ImageLayout(spans=True))
     assert span == 2
+    props = latest.mlmd_artifact.custom_properties
+    assert props["previous_span"].int_value == 1
+    assert json.loads(props["previous_span_images_per_class"].string_value) == {
+        "cat": 3, "dog": 3}
+    (root / "span-1" / "dog" / ".DS_Store").unlink()
     names = [feature(e, "filename").decode() for s in read_examples(latest).values() for e in s]
     assert len(names) == 8 and all(n.startswith("span-2/") for n in names)
     first, span = run_executor(root, tmp_path / "first", ImageLayout(spans=True, span=1))
     assert span == 1
     names = [feature(e, "filename").decode() for s in read_examples(first).values() for e in s]
     assert len(names) == 6 and all(n.startswith("span-1/") for n in names)
+    assert "previous_span" not in first.mlmd_artifact.custom_properties
 
 
 def test_spans_with_given_splits(tmp_path, image_files):
@@ -206,3 +213,7 @@ def test_spans_with_given_splits(tmp_path, image_files):
     assert {s: len(v) for s, v in by_split.items()} == {"train": 6, "eval": 2}
     assert all(feature(e, "filename").decode().startswith("span-3/eval/")
                for e in by_split["eval"])
+    props = examples.mlmd_artifact.custom_properties
+    assert props["previous_span"].int_value == 1
+    assert json.loads(props["previous_span_images_per_class"].string_value) == {
+        "cat": 4, "dog": 4}

@@ -1,6 +1,7 @@
 """The serving Pusher: numbered versions published atomically, retention, warmup, TFX's metadata."""
 
 import io
+import json
 import logging
 import os
 import tempfile
@@ -16,6 +17,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 
+from components.data_validation.component import DataVerdict
 from components.image_example_gen.reader import make_example
 from components.serving_pusher import executor, publish, warmup
 from components.serving_pusher.component import ServingPusher
@@ -83,9 +85,15 @@ def push(tmp_path, model_uri, examples_uri, base):
     """Runs our executor's Do on real artifacts, as the orchestrator would; returns pushed_model."""
 
     def run(blessed: bool = True, keep_versions: int = 5, warmup_requests: int = 8,
-            with_examples: bool = True, infra_blessed: bool | None = None
-            ) -> standard_artifacts.PushedModel:
+            with_examples: bool = True, infra_blessed: bool | None = None,
+            data_problems: list[str] | None = None) -> standard_artifacts.PushedModel:
         inputs = _inputs(tmp_path, model_uri, blessed)
+        if data_problems is not None:
+            verdict = DataVerdict()
+            verdict.uri = str(tmp_path / "data_verdict")
+            verdict.set_int_custom_property("passed", int(not data_problems))
+            verdict.set_string_custom_property("problems", json.dumps(data_problems))
+            inputs["data_verdict"] = [verdict]
         if infra_blessed is not None:
             infra = standard_artifacts.InfraBlessing()
             infra.uri = str(tmp_path / "infra_blessing")
@@ -190,13 +198,15 @@ def test_an_unblessed_model_writes_nothing(push, base):
     pushed = push(blessed=False)
     assert not os.path.exists(base)
     assert os.listdir(pushed.uri) == []
-    assert _properties(pushed) == {"pushed": 0}
+    assert _properties(pushed)["pushed"] == 0
+    assert "is not blessed" in _properties(pushed)["not_pushed_because"]
 
 
 def test_a_model_that_failed_the_load_check_is_not_pushed(push, base):
     pushed = push(infra_blessed=False)
     assert not os.path.exists(base)
-    assert _properties(pushed) == {"pushed": 0}
+    assert _properties(pushed)["pushed"] == 0
+    assert "(timed out)" in _properties(pushed)["not_pushed_because"]
     assert _properties(push(infra_blessed=True))["pushed_version"] == "1"
 
 
@@ -272,6 +282,9 @@ def test_custom_properties_are_those_tfx_pusher_sets(push, tmp_path, model_uri, 
             _inputs(tmp_path, model_uri, blessed), {"pushed_model": [theirs]},
             {"push_destination": proto_utils.proto_to_json(destination)})
         ours_props, theirs_props = _properties(ours), _properties(theirs)
+        # TFX's properties, with their types; ours adds only the reason for not pushing.
+        assert ours_props.pop("not_pushed_because", "") == (
+            "" if blessed else f"model blessing {tmp_path}/blessing is not blessed")
         assert {k: type(v) for k, v in ours_props.items()} == {
             k: type(v) for k, v in theirs_props.items()}
         assert ours_props["pushed"] == theirs_props["pushed"] == int(blessed)
@@ -418,3 +431,12 @@ def test_write_warmup_file_writes_nothing_for_no_images_and_refuses_too_many(tmp
     assert os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match="1000"):
         warmup.write_warmup_file(str(tmp_path), [b"x"] * 1001, MODEL_NAME)
+
+
+def test_a_model_trained_on_data_with_problems_is_not_pushed(push, base):
+    problems = ["span 2 has no example of class(es) dog that span 1 had"]
+    pushed = push(data_problems=problems)
+    assert not os.path.exists(base)
+    assert _properties(pushed) == {
+        "pushed": 0, "not_pushed_because": "the data has 1 problem(s): " + problems[0]}
+    assert _properties(push(data_problems=[]))["pushed_version"] == "1"

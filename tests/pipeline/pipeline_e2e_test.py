@@ -14,7 +14,8 @@ from tfx import v1 as tfx
 from pipeline.sample_data import write_sample_data
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
-COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
+              "ExampleValidator", "DataGate", "Transform",
               "Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelLoadCheck", "Pusher"}
 MODEL = "shapes"
 

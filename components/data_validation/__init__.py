@@ -1,0 +1,1 @@
+"""Data validation beyond one span: a curated schema, and a gate against the previous span."""
