@@ -89,6 +89,7 @@ def _quiet_tensorflow() -> None:
 def main() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2."""
     _quiet_tensorflow()
+    from pipeline.inspect_command import inspect_model  # noqa: F401  (`imgpipe inspect-model`)
     from pipeline.run_command import run  # noqa: F401  (registers `imgpipe run`)
 
     try:

@@ -15,14 +15,21 @@ which makes tracing InceptionV3 about twenty times faster.
 
 from __future__ import annotations
 
+import json
+import os
+
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer import model as model_lib
+from trainer.hparams import HParams
 from trainer.transform import RAW_IMAGE_KEY, TRANSFORMED_IMAGE_KEY, decode_png_batch
 
 SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "from_examples"
+# The HParams the model was built with, so tools can rebuild the Keras model around the saved
+# variables (`imgpipe inspect-model`); TF Serving ignores assets.extra/ files it does not know.
+HPARAMS_FILE = os.path.join("assets.extra", "hparams.json")
 
 
 def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
@@ -66,7 +73,13 @@ def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTrans
 
 
 def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
-           class_names: tuple[str, ...], image_size: int, serving_model_dir: str) -> None:
-    """Saves the model for TF Serving and TFMA, with both signatures."""
+           class_names: tuple[str, ...], image_size: int, serving_model_dir: str,
+           hparams: HParams | None = None) -> None:
+    """Saves the model for TF Serving and TFMA, with both signatures, and `hparams` if given."""
     module, signatures = build_serving_module(model, tf_transform_output, class_names, image_size)
     tf.saved_model.save(module, serving_model_dir, signatures=signatures)
+    if hparams is not None:
+        path = os.path.join(serving_model_dir, HPARAMS_FILE)
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(hparams.to_config(), f, indent=1)

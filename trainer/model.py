@@ -110,8 +110,16 @@ def build_model(hp: HParams, base: tf.keras.Model | None = None,
 
 
 def get_base(model: tf.keras.Model) -> tf.keras.Model:
-    """The nested base model inside a model from `build_model`."""
-    return next(layer for layer in model.layers if isinstance(layer, tf.keras.Model))
+    """The nested base model inside a model from `build_model`.
+
+    The augmentation block is a nested (Sequential) model too, so it is skipped by type.
+    """
+    nested = [layer for layer in model.layers
+              if isinstance(layer, tf.keras.Model) and not isinstance(layer, tf.keras.Sequential)]
+    if len(nested) != 1:
+        raise ValueError(f"expected one nested base model in {model.name}, found "
+                         f"{[layer.name for layer in nested]}")
+    return nested[0]
 
 
 def class_probabilities(outputs: tf.Tensor) -> tf.Tensor:

@@ -46,4 +46,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
             json.dump({"history": history, **record}, f, indent=1)
         export.export(model, tf_transform_output, hp.class_names, hp.image_size,
-                      fn_args.serving_model_dir)
+                      fn_args.serving_model_dir, hparams=hp)

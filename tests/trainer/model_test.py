@@ -136,3 +136,14 @@ def test_exact_trainable_parameters_at_150px_default_and_seeds_heads():
 
     assert trainable(default) == 38_537_217  # 7*7*768*1024 + 1024 + 1024 + 1
     assert trainable(seeds) == 7 * 7 * 768 * 512 + 512 + 512 * 1024 + 1024 + 1024 + 1
+
+
+def test_get_base_skips_the_augmentation_block():
+    # The augmentation block is a nested model too; fine-tuning must find the real base.
+    hp = HParams(class_names=("a", "b"), image_size=75, weights="none")
+    assert hp.augment.enabled
+    model = model_lib.build_model(hp)
+    base = model_lib.get_base(model)
+    assert base.name.startswith("inception_v3")
+    model_lib.unfreeze_from(base, "mixed6")
+    assert base.get_layer("mixed7").trainable
