@@ -54,6 +54,14 @@ class CurateSchemaExecutor(base_executor.BaseExecutor):
             os.path.join(_single(output_dict, SCHEMA_KEY).uri, SCHEMA_FILE), schema)
 
 
+def span_of(examples: types.Artifact) -> int:
+    """The span of an Examples artifact: under the IR orchestrators TFX's ExampleGen driver
+    records it as a custom property 'span'; the artifact property serves older drivers."""
+    if examples.has_custom_property("span"):
+        return int(examples.get_int_custom_property("span"))
+    return int(examples.span)
+
+
 def _json_property(artifact: types.Artifact, key: str) -> Any:
     return json.loads(artifact.get_string_custom_property(key) or "null")
 
@@ -77,7 +85,7 @@ class DataGateExecutor(base_executor.BaseExecutor):
         previous_counts = _json_property(examples, "previous_span_images_per_class")
         if previous_counts is not None:
             current_counts = _json_property(examples, "ingested_per_class") or {}
-            now = f"span {examples.span}"
+            now = f"span {span_of(examples)}"
             compared_with = f"span {examples.get_int_custom_property('previous_span')}"
             problems.extend(checks.class_changes(
                 [n for n, count in current_counts.items() if count], list(previous_counts),

@@ -103,7 +103,7 @@ def _examples(tmp: Path, span: int, counts: dict[str, int],
               previous: tuple[int, dict[str, int]] | None):
     """An Examples artifact with what the image ExampleGen records on it."""
     examples = _artifact(standard_artifacts.Examples, tmp / "examples", 1)
-    examples.span = span
+    examples.set_int_custom_property("span", span)  # where TFX's driver records it
     examples.set_string_custom_property("ingested_per_class", json.dumps(counts))
     examples.set_string_custom_property("class_names", json.dumps(sorted(counts)))
     if previous is not None:

@@ -57,7 +57,9 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
     assert [json.loads(line)["path"] for line in report] == ["span-2/circle/broken.jpg"]
     assert second["data_compared_with"] == "span 1"
     assert len(second["data_problems"]) == 1
-    assert second["data_problems"][0].startswith("span 2 against span 1: label_name")
+    assert second["data_problems"] == [
+        "span 2 against span 1: the class balance moved by 0.37 (L-infinity), more than 0.25: "
+        "circle went from 50% to 87% of the images"]
     assert second["pushed_path"] is None
     assert second["not_pushed_because"].startswith("the data has 1 problem(s)")
     assert "data checks: 1 problem(s):" in second["stdout"]
