@@ -31,12 +31,22 @@ class GateConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PushConfig:
-    """How blessed models are published in TF Serving's `<model>/<version>/` layout."""
+    """How blessed models are checked and published in TF Serving's `<model>/<version>/` layout.
+
+    `infra_validation` is "local" (ModelLoadCheck: a fresh Python process loads the model and
+    serves eval images) or "docker" (TFX's InfraValidator: the real `tensorflow/serving` image,
+    tag `serving_image_tag`, started with a local Docker engine).
+    """
 
     keep_versions: int = 5
     warmup_requests: int = 8
+    infra_validation: str = "local"
+    serving_image_tag: str = "latest"
 
     def __post_init__(self) -> None:
+        if self.infra_validation not in ("local", "docker"):
+            raise ValueError("infra_validation must be 'local' or 'docker', got "
+                             f"{self.infra_validation!r}")
         if self.keep_versions < 1:
             raise ValueError(f"keep_versions must be at least 1, got {self.keep_versions}")
         if not 0 <= self.warmup_requests <= 1000:

@@ -61,6 +61,33 @@ def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
     )
 
 
+def infra_validation(config: PipelineConfig, model: tfx.types.BaseChannel,
+                     examples: tfx.types.BaseChannel) -> tfx.types.BaseComponent:
+    """The check that the model loads and serves before it is pushed.
+
+    "local": ModelLoadCheck, InfraValidator's check without Docker (a fresh Python process calls
+    `serving_default` on eval images). "docker": TFX's InfraValidator with the
+    `tensorflow/serving` image; it sends eval examples to `from_examples`, the signature that
+    takes serialized tf.Examples, which is what InfraValidator's request builder sends.
+    """
+    if config.push.infra_validation == "local":
+        return ModelLoadCheck(model=model, examples=examples).with_id("ModelLoadCheck")
+    return tfx.components.InfraValidator(
+        model=model,
+        examples=examples,
+        serving_spec=tfx.proto.ServingSpec(
+            tensorflow_serving=tfx.proto.TensorFlowServing(
+                tags=[config.push.serving_image_tag]),
+            local_docker=tfx.proto.LocalDockerConfig(),
+            model_name=config.pipeline_name),
+        validation_spec=tfx.proto.ValidationSpec(max_loading_time_seconds=300, num_tries=2),
+        request_spec=tfx.proto.RequestSpec(
+            tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(
+                signature_names=[EXAMPLES_SIGNATURE]),
+            split_name="eval", num_examples=8),
+    ).with_id("InfraValidator")
+
+
 def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
@@ -107,12 +134,7 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(config.gate, hp.num_classes),
     )
-    # InfraValidator's check without Docker: the model must load and serve eval images in a
-    # fresh Python process.
-    load_check = ModelLoadCheck(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"],
-    ).with_id("ModelLoadCheck")
+    load_check = infra_validation(config, trainer.outputs["model"], example_gen.outputs["examples"])
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],

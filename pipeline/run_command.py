@@ -73,6 +73,19 @@ def check_weights(hp: HParams) -> None:
                             f"({reason}); pass a no-top {hp.base} .h5 file") from None
 
 
+def check_docker() -> None:
+    """A Docker engine must answer before `--infra-validation docker` starts the pipeline."""
+    import docker
+
+    try:
+        docker.from_env(timeout=10).ping()
+    except Exception as error:  # noqa: BLE001  (docker raises several kinds when unreachable)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"--infra-validation docker needs a Docker engine, and none answers "
+                        f"({reason[:160]}); start Docker or use --infra-validation local"
+                        ) from None
+
+
 def check_paths(data: Path, output: Path) -> None:
     """The data and output folders must not contain each other."""
     data, output = data.resolve(), output.resolve()
@@ -148,11 +161,15 @@ def stderr_to(log_path: Path) -> Iterator[None]:
               type=click.FloatRange(0.0, 1.0, min_open=True),
               help="Largest change of any class's share against the previous span (L-infinity)"
                    " before the push is stopped.")
+@click.option("--infra-validation", type=click.Choice(["local", "docker"]), default="local",
+              show_default=True,
+              help="How the model is loaded and queried before the push: in a fresh Python "
+                   "process, or in TF Serving's Docker image through TFX's InfraValidator.")
 @model_options
 def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
         keep_versions: int, no_cache: bool, span: int | None, eval_percent: int,
-        max_quarantined: float, max_pixels: int, max_class_drift: float, weights: str,
-        **options) -> None:
+        max_quarantined: float, max_pixels: int, max_class_drift: float,
+        infra_validation: str, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
 
@@ -163,6 +180,8 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
     check_paths(data_dir, output_dir)
     hparams = hparams_from_options(scan.class_names, weights, options)
     echo_scan(scan)
+    if infra_validation == "docker":
+        check_docker()
     check_weights(hparams)
 
     from components.image_example_gen.component import ImageLayout
@@ -182,7 +201,7 @@ def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name:
                            train_eval_buckets=eval_buckets(eval_percent)),
         ingest=IngestSettings(max_pixels=max_pixels, max_quarantined_fraction=max_quarantined),
         data=DataCheckConfig(max_class_drift=max_class_drift),
-        push=PushConfig(keep_versions=keep_versions),
+        push=PushConfig(keep_versions=keep_versions, infra_validation=infra_validation),
         enable_cache=not no_cache,
     )
     for line in run_and_summarize(config, layout).lines():

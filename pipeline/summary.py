@@ -254,9 +254,12 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
     if blessed is False and evaluator.get("evaluation"):
         not_blessed_because = _gate_failures(evaluator["evaluation"][0].uri)
     load_check_failure = None
-    for infra in outputs.get("ModelLoadCheck", {}).get("blessing", []):
-        if not infra.custom_properties["blessed"].int_value:
-            load_check_failure = infra.custom_properties["reason"].string_value or "no reason"
+    for name in ("ModelLoadCheck", "InfraValidator"):
+        for infra in outputs.get(name, {}).get("blessing", []):
+            if not infra.custom_properties["blessed"].int_value:
+                reason = infra.custom_properties.get("reason")
+                load_check_failure = (reason.string_value if reason else "") or (
+                    f"{name} did not bless the model; see its log")
     pushed_path = None
     not_pushed_because = ""
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):

@@ -21,6 +21,9 @@ from PIL import Image
 # Pillow names what it opened; MPO is the multi-picture JPEG some cameras write.
 SUPPORTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "GIF": "gif"}
 DEFAULT_MAX_PIXELS = 50_000_000
+# Signatures of the supported formats, to tell a damaged image from something else.
+_MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif",
+          b"GIF89a": "gif", b"BM": "bmp"}
 
 _PIL_LIMIT_LOCK = threading.Lock()
 
@@ -83,6 +86,10 @@ def inspect_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInf
         except Image.DecompressionBombError as error:
             raise Unusable("too_large", f"over the pixel limit: {error}") from None
         except Exception:  # noqa: BLE001  (Pillow raises several kinds for non-images)
+            fmt = next((f for magic, f in _MAGIC.items() if data.startswith(magic)), None)
+            if fmt is not None:
+                raise Unusable("undecodable", f"{fmt} file whose header cannot be read "
+                                              "(truncated or corrupt)") from None
             raise Unusable("not_an_image", "not an image (no known image header)") from None
         fmt = SUPPORTED_FORMATS.get(image.format or "")
         if fmt is None:

@@ -74,6 +74,7 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
     return {
         "empty.jpg": (b"", "empty"),
         "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
+        "header_only.jpg": (jpeg[:100], "undecodable"),
         "notes.jpg": (b"this is a text file with an image's name\n", "not_an_image"),
         "bomb.png": (png_header_only(20_000, 20_000), "too_large"),
         "photo.webp": (encode(rgb(98), "WEBP"), "unsupported"),

@@ -42,6 +42,16 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, expected: str) -
      "weights file missing.h5 does not exist"),
     (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--epochs", "0"], "--epochs"),
     (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--model-name", "a/b"], "--model-name"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--span", "3"],
+     "--span 3 given, but"),
+    (lambda d: (_class(d / "span-1", "cats"), _class(d / "span-1", "dogs")), ["--span", "2"],
+     "--span 2: no folder"),
+    (lambda d: (_class(d / "train", "cats"), _class(d, "dogs")), [],
+     "has a train/ folder but no eval/ folder"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--max-class-drift", "0"],
+     "--max-class-drift"),
+    (lambda d: (_class(d, "cats"), _class(d, "dogs")), ["--max-quarantined", "1.5"],
+     "--max-quarantined"),
 ])
 def test_run_refuses_bad_input(tmp_path, make_data, args, expected):
     data = tmp_path / "data"
@@ -125,3 +135,25 @@ def test_run_refuses_weights_of_another_base(tmp_path):
     result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"),
                      "--weights", "mobilenet.h5", cwd=tmp_path)
     _assert_one_line_error(result, "does not fit the inception_v3 base (Layer count mismatch")
+
+
+def _docker_answers() -> bool:
+    import docker
+
+    try:
+        docker.from_env(timeout=5).ping()
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+@pytest.mark.skipif(_docker_answers(), reason="a Docker engine answers on this machine")
+def test_docker_infra_validation_without_an_engine_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    _class(data, "cats")
+    _class(data, "dogs")
+    result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"),
+                     "--weights", "none", "--infra-validation", "docker", cwd=tmp_path)
+    _assert_one_line_error(result, "--infra-validation docker needs a Docker engine")
+    assert "use --infra-validation local" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -48,7 +48,8 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
     for extra in sorted((data / "span-2" / "square").iterdir())[3:]:
         extra.unlink()
     good = next((data / "span-2" / "circle").glob("*.jpg"))
-    (data / "span-2" / "circle" / "broken.jpg").write_bytes(good.read_bytes()[:200])
+    (data / "span-2" / "circle" / "broken.jpg").write_bytes(
+        good.read_bytes()[:good.stat().st_size // 2])
     second = _run(data, output)
     assert second["ingestion"]["folders_read"] == [str(data / "span-2")]
     assert second["ingestion"]["files_found"] == 24

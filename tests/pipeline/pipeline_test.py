@@ -1,0 +1,52 @@
+"""`create_pipeline` is pure: the components, how they are wired, and the Docker option."""
+
+from tfx.components import InfraValidator
+from tfx.proto import infra_validator_pb2
+from tfx.utils import proto_utils
+
+from pipeline.config import PipelineConfig, PushConfig
+from pipeline.pipeline import create_pipeline
+from trainer.hparams import HParams
+
+
+def _config(**push) -> PipelineConfig:
+    return PipelineConfig(
+        pipeline_name="shapes", pipeline_root="/tmp/root", data_root="/tmp/data",
+        serving_model_dir="/tmp/serving/shapes",
+        hparams=HParams(class_names=("a", "b"), weights="none"), push=PushConfig(**push))
+
+
+def _by_id(pipeline) -> dict:
+    return {component.id: component for component in pipeline.components}
+
+
+def test_components_and_the_curated_schema_everywhere():
+    components = _by_id(create_pipeline(_config()))
+    assert sorted(components) == sorted([
+        "ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema", "ExampleValidator",
+        "DataGate", "Transform", "latest_blessed_model_resolver", "Trainer", "Evaluator",
+        "ModelLoadCheck", "Pusher"])
+    curated = components["CurateSchema"].outputs["schema"]
+    for name in ("ExampleValidator", "Transform", "Trainer"):
+        assert components[name].inputs["schema"] is curated, name
+    pusher = components["Pusher"].inputs
+    assert pusher["data_verdict"] is components["DataGate"].outputs["verdict"]
+    assert pusher["infra_blessing"] is components["ModelLoadCheck"].outputs["blessing"]
+    assert pusher["model_blessing"] is components["Evaluator"].outputs["blessing"]
+
+
+def test_docker_option_uses_tfx_infra_validator_with_tf_serving():
+    components = _by_id(create_pipeline(_config(infra_validation="docker",
+                                                serving_image_tag="2.16.1")))
+    assert "ModelLoadCheck" not in components
+    validator = components["InfraValidator"]
+    assert isinstance(validator, InfraValidator)
+    assert components["Pusher"].inputs["infra_blessing"] is validator.outputs["blessing"]
+    serving = proto_utils.json_to_proto(validator.exec_properties["serving_spec"],
+                                        infra_validator_pb2.ServingSpec())
+    assert list(serving.tensorflow_serving.tags) == ["2.16.1"]
+    assert serving.HasField("local_docker")
+    request = proto_utils.json_to_proto(validator.exec_properties["request_spec"],
+                                        infra_validator_pb2.RequestSpec())
+    assert list(request.tensorflow_serving.signature_names) == ["from_examples"]
+    assert request.split_name == "eval"
