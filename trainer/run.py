@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,11 +16,37 @@ from trainer import model as model_lib
 from trainer.hparams import HParams
 
 HPARAMS_KEY = "hparams"
+# The image ExampleGen's feature whose schema domain lists the class names in label order.
+CLASS_NAMES_FEATURE = "label_name"
+
+
+def schema_class_names(schema_path: str | None) -> tuple[str, ...] | None:
+    """The class names the curated schema records (label i is name i), if it records them."""
+    if not schema_path:
+        return None
+    from tfx.utils import io_utils
+
+    schema = io_utils.SchemaReader().read(schema_path)
+    for feature in schema.feature:
+        if feature.name == CLASS_NAMES_FEATURE and feature.HasField("string_domain"):
+            return tuple(feature.string_domain.value)
+    return None
+
+
+def with_data_class_names(hp: HParams, class_names: tuple[str, ...] | None) -> HParams:
+    """`hp` with the class names of the data the Trainer receives, which win over those given
+    when the pipeline was built: a scheduled run may read a span that came later."""
+    if class_names is None or tuple(class_names) == hp.class_names:
+        return hp
+    logging.warning("training on the classes the data's schema records, %s, not the "
+                    "configured %s", list(class_names), list(hp.class_names))
+    return dataclasses.replace(hp, class_names=tuple(class_names))
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains on Transform's output and exports the model for serving and evaluation."""
-    hp = HParams.from_config(fn_args.custom_config[HPARAMS_KEY])
+    hp = with_data_class_names(HParams.from_config(fn_args.custom_config[HPARAMS_KEY]),
+                               schema_class_names(fn_args.schema_path))
     tf.keras.utils.set_random_seed(hp.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
