@@ -91,6 +91,7 @@ def main() -> None:
     _quiet_tensorflow()
     from pipeline.inspect_command import inspect_model  # noqa: F401  (`imgpipe inspect-model`)
     from pipeline.run_command import run  # noqa: F401  (registers `imgpipe run`)
+    from pipeline.serving_commands import serve  # noqa: F401  (registers predict, status, serve...)
 
     try:
         code = cli.main(standalone_mode=False)
