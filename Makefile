@@ -43,8 +43,10 @@ format: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+# Benchmarks write JSON and Markdown, with the date and the machine, to benchmarks/results/.
 bench: setup
-	@echo "No benchmarks yet: see benchmarks/README.md."
+	$(PY) benchmarks/ingest.py --output benchmarks/results
+	$(PY) benchmarks/serving.py --output benchmarks/results
 
 clean:
 	rm -rf build .pytest_cache

@@ -15,6 +15,7 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components.image_example_gen import executor
+from components.image_example_gen.driver import ImageExampleGenDriver
 from components.image_example_gen.files import CLASS_FILES
 
 SPAN_FOLDER = "span-{SPAN}"
@@ -64,12 +65,18 @@ class ImageLayout:
             start_span_number=self.span, end_span_number=self.span))
 
 
+class ImageExampleGen(FileBasedExampleGen):
+    """FileBasedExampleGen whose driver fingerprints file names too (see `driver.py`)."""
+
+    DRIVER_CLASS = ImageExampleGenDriver
+
+
 def image_example_gen(data_root: str, layout: ImageLayout | None = None,
                       settings: executor.IngestSettings | None = None) -> FileBasedExampleGen:
     """An ExampleGen reading the images of `data_root` laid out as `layout` says."""
     layout = layout or ImageLayout()
     settings = settings or executor.IngestSettings()
-    return FileBasedExampleGen(
+    return ImageExampleGen(
         input_base=data_root,
         input_config=layout.input_config(),
         output_config=layout.output_config(),
