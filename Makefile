@@ -10,7 +10,7 @@ DEMO := build/demo
 DEMO_SOURCE_SHAPES := square,triangle,ring,stripes,star,diamond
 DEMO_SIZE := 150
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format bench image clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,13 @@ test: setup lint
 bench: setup
 	$(PY) benchmarks/ingest.py --output benchmarks/results
 	$(PY) benchmarks/serving.py --output benchmarks/results
+
+# The pipeline's container image for Kubeflow/Vertex and Dataflow workers (needs a Docker
+# engine, which these machines do not have). WEIGHTS: an .h5 inside the repository to bake in.
+IMAGE ?= imgpipe:dev
+WEIGHTS ?=
+image:
+	DOCKER_BUILDKIT=1 docker build -t $(IMAGE) $(if $(WEIGHTS),--build-arg WEIGHTS=$(WEIGHTS)) .
 
 clean:
 	rm -rf build .pytest_cache

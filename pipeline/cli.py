@@ -89,8 +89,11 @@ def _quiet_tensorflow() -> None:
 def main() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2."""
     _quiet_tensorflow()
+    from pipeline.compile_command import compile_pipeline  # noqa: F401  (`imgpipe compile`)
     from pipeline.inspect_command import inspect_model  # noqa: F401  (`imgpipe inspect-model`)
+    from pipeline.kfp_commands import kfp_group  # noqa: F401  (kfp submit|schedule, vertex)
     from pipeline.run_command import run  # noqa: F401  (registers `imgpipe run`)
+    from pipeline.schedule import schedule  # noqa: F401  (`imgpipe schedule`)
     from pipeline.serving_commands import serve  # noqa: F401  (registers predict, status, serve...)
 
     try:

@@ -165,47 +165,68 @@ def stderr_to(log_path: Path) -> Iterator[None]:
               show_default=True,
               help="How the model is loaded and queried before the push: in a fresh Python "
                    "process, or in TF Serving's Docker image through TFX's InfraValidator.")
+@click.option("--if-new-data", is_flag=True,
+              help="Skip the run (exit 0) when no new span or changed file arrived since the "
+                   "last successful run on this output (OUTPUT/last_run.json).")
 @model_options
 def run(data_dir: Path, output_dir: Path, accuracy_threshold: float, model_name: str,
         keep_versions: int, no_cache: bool, span: int | None, eval_percent: int,
         max_quarantined: float, max_pixels: int, max_class_drift: float,
-        infra_validation: str, weights: str, **options) -> None:
+        infra_validation: str, if_new_data: bool, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
     from pipeline.dataset import scan_dataset
+    from pipeline.schedule import (
+        data_state,
+        new_data_decision,
+        output_lock,
+        read_last_run,
+        record_run,
+    )
 
     if not MODEL_NAME.match(model_name):
         raise UserError(f"--model-name {model_name!r} must be letters, digits, '_', '.' or '-'")
     weights = resolve_weights(weights)
     scan = scan_dataset(data_dir, span)
     check_paths(data_dir, output_dir)
-    hparams = hparams_from_options(scan.class_names, weights, options)
-    echo_scan(scan)
-    if infra_validation == "docker":
-        check_docker()
-    check_weights(hparams)
+    if if_new_data and span is not None:
+        raise UserError("--if-new-data looks for a span later than the last run's; drop --span")
+    with output_lock(output_dir):  # one run per output at a time; the check too, under it
+        state = data_state(data_dir)  # before the run: files arriving during it count as new
+        if if_new_data:
+            decision = new_data_decision(state, read_last_run(output_dir))
+            if not decision.run:
+                click.echo(f"skipped: {decision.reason} (--if-new-data)")
+                return
+        hparams = hparams_from_options(scan.class_names, weights, options)
+        echo_scan(scan)
+        if infra_validation == "docker":
+            check_docker()
+        check_weights(hparams)
 
-    from components.image_example_gen.component import ImageLayout
-    from components.image_example_gen.executor import IngestSettings
-    from pipeline.config import DataCheckConfig, GateConfig, PipelineConfig, PushConfig
-    from pipeline.local_runner import OutputLayout
+        from components.image_example_gen.component import ImageLayout
+        from components.image_example_gen.executor import IngestSettings
+        from pipeline.config import DataCheckConfig, GateConfig, PipelineConfig, PushConfig
+        from pipeline.local_runner import OutputLayout
 
-    layout = OutputLayout(output_dir.resolve())
-    config = PipelineConfig(
-        pipeline_name=model_name,
-        pipeline_root=str(layout.pipeline_root),
-        data_root=str(data_dir.resolve()),
-        serving_model_dir=str(layout.serving_dir / model_name),
-        hparams=hparams,
-        gate=GateConfig(accuracy_threshold=accuracy_threshold),
-        layout=ImageLayout(spans=bool(scan.spans), given_splits=scan.given_splits, span=span,
-                           train_eval_buckets=eval_buckets(eval_percent)),
-        ingest=IngestSettings(max_pixels=max_pixels, max_quarantined_fraction=max_quarantined),
-        data=DataCheckConfig(max_class_drift=max_class_drift),
-        push=PushConfig(keep_versions=keep_versions, infra_validation=infra_validation),
-        enable_cache=not no_cache,
-    )
-    for line in run_and_summarize(config, layout).lines():
-        click.echo(line)
+        layout = OutputLayout(output_dir.resolve())
+        config = PipelineConfig(
+            pipeline_name=model_name,
+            pipeline_root=str(layout.pipeline_root),
+            data_root=str(data_dir.resolve()),
+            serving_model_dir=str(layout.serving_dir / model_name),
+            hparams=hparams,
+            gate=GateConfig(accuracy_threshold=accuracy_threshold),
+            layout=ImageLayout(spans=bool(scan.spans), given_splits=scan.given_splits, span=span,
+                               train_eval_buckets=eval_buckets(eval_percent)),
+            ingest=IngestSettings(max_pixels=max_pixels,
+                                  max_quarantined_fraction=max_quarantined),
+            data=DataCheckConfig(max_class_drift=max_class_drift),
+            push=PushConfig(keep_versions=keep_versions, infra_validation=infra_validation),
+            enable_cache=not no_cache,
+        )
+        for line in run_and_summarize(config, layout).lines():
+            click.echo(line)
+        record_run(output_dir, state)
 
 
 def run_and_summarize(config: PipelineConfig, layout: OutputLayout) -> RunSummary:

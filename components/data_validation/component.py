@@ -20,7 +20,9 @@ from components.data_validation import executor
 class DataVerdict(types.Artifact):
     """DataGate's verdict: custom properties 'passed' (1/0), 'problems' (a JSON list)."""
 
-    TYPE_NAME = "ImageDataVerdict"
+    # Kubeflow V2 needs `<namespace>.<Type>` (its schema-title pattern) and, in the container,
+    # imports the class from that path: `components` re-exports this class for it.
+    TYPE_NAME = "components.DataVerdict"
 
 
 class CurateSchemaSpec(types.ComponentSpec):

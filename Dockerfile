@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# The image every component of a compiled pipeline runs: imgpipe compile --image IMAGE.
+#   docker build -t IMAGE .
+#   docker build -t IMAGE --build-arg WEIGHTS=build/demo/base_weights.h5 .  (baked-in weights)
+# tensorflow/tfx:1.16.0 is TensorFlow's GPU Deep Learning Container (Python 3.10, CUDA) with
+# TFX, and Beam's worker boot as its ENTRYPOINT: leave that entrypoint, so this image also
+# serves as Dataflow's --sdk_container_image. Kubeflow and Vertex AI set their own command.
+FROM tensorflow/tfx:1.16.0
+
+# TF Transform 1.16 and the Trainer are Keras 2 (tf_keras). TFX's container entrypoint imports
+# TensorFlow before any project module can make that choice, so it is made here.
+# PYTHONPATH: the source tree below is importable as is, whatever the wheel's package list holds.
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONPATH=/opt/imgpipe \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /opt/imgpipe
+COPY pyproject.toml README.md ./
+COPY pipeline ./pipeline
+COPY components ./components
+COPY trainer ./trainer
+COPY serving ./serving
+
+# The base image holds TFX 1.16 and the stack it was tested with; --no-deps keeps those versions
+# (resolving this project's pins would replace Beam and others). Pillow is the one runtime
+# dependency the executors need beyond TFX's: the image ExampleGen reads image headers with it.
+RUN pip install --no-deps . && pip install "pillow>=10"
+
+# Optional pretrained base weights, copied from the build context at build time, so no run ever
+# downloads weights: compile with --weights /opt/imgpipe/weights/base.h5. Without WEIGHTS the
+# folder stays empty and the pipeline needs --weights none or --weights imagenet.
+ARG WEIGHTS=""
+ARG WEIGHTS_SHA256=""
+RUN --mount=type=bind,source=.,target=/context \
+    mkdir -p /opt/imgpipe/weights && \
+    if [ -n "$WEIGHTS" ]; then \
+      cp "/context/$WEIGHTS" /opt/imgpipe/weights/base.h5 && \
+      if [ -n "$WEIGHTS_SHA256" ]; then \
+        echo "$WEIGHTS_SHA256  /opt/imgpipe/weights/base.h5" | sha256sum -c - ; \
+      fi ; \
+    fi
+
+# A missing module fails the build here, not a pipeline run later: every executor, the Trainer's
+# and Transform's modules, and the custom artifact type Kubeflow V2 imports by its TYPE_NAME.
+RUN python -c "import components, trainer.run, trainer.transform; \
+import components.image_example_gen.executor, components.data_validation.executor; \
+import components.load_check.executor, components.serving_pusher.executor; \
+assert components.DataVerdict.TYPE_NAME == 'components.DataVerdict'"

@@ -1,0 +1,187 @@
+"""`imgpipe compile`: the pipeline as a Kubeflow Pipelines (YAML) or Vertex AI (JSON) package."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+
+from pipeline.cli import cli
+from pipeline.errors import UserError
+from pipeline.model_options import hparams_from_options, model_options
+from pipeline.run_command import eval_buckets, run
+
+# Vertex AI's pipeline-name pattern (aiplatform's _VALID_NAME_PATTERN); Kubeflow accepts it too.
+REMOTE_MODEL_NAME = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+LAYOUTS = {"classes": (False, False), "splits": (False, True), "spans": (True, False),
+           "span-splits": (True, True)}  # name: (spans, given train/ and eval/ folders)
+# `imgpipe run`'s own flags that mean the same thing here.
+SHARED_RUN_OPTIONS = ("accuracy_threshold", "keep_versions", "no_cache", "span", "eval_percent",
+                      "max_quarantined", "max_pixels", "max_class_drift")
+
+
+def is_local(uri: str) -> bool:
+    """A path on this machine, as opposed to gs://, s3://, hdfs:// and other URIs."""
+    return "://" not in uri
+
+
+def beam_args(values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--beam-pipeline-args`, each a flag or a quoted string of flags, as one tuple."""
+    args = tuple(arg for value in values for arg in shlex.split(value))
+    wrong = [arg for arg in args if not arg.startswith("--")]
+    if wrong:
+        raise UserError(f"--beam-pipeline-args {wrong[0]!r} is not a Beam flag; write them as "
+                        "--name=value, e.g. --beam-pipeline-args '--runner=DataflowRunner'")
+    return args
+
+
+def remote_weights(value: str) -> str:
+    """'imagenet', 'none', or an absolute .h5 path inside the image (not checked here)."""
+    if value in ("imagenet", "none"):
+        return value
+    if not is_local(value):
+        raise UserError(f"--weights {value}: the Trainer loads weights from a local file; bake "
+                        "the file into the image (docker build --build-arg WEIGHTS=...) and pass "
+                        "its path there, /opt/imgpipe/weights/base.h5")
+    if not value.startswith("/") or not value.lower().endswith(".h5"):
+        raise UserError(f"--weights {value!r}: give the absolute path of the .h5 file inside "
+                        "the image, e.g. /opt/imgpipe/weights/base.h5, or imagenet or none")
+    return value
+
+
+def class_names_and_layout(data: str, classes: str | None, layout: str | None,
+                           span: int | None) -> tuple[tuple[str, ...], tuple[bool, bool]]:
+    """From `--classes`/`--layout` when given, else from a scan of a local `--data` folder."""
+    if classes is not None:
+        names = tuple(sorted({name.strip() for name in classes.split(",") if name.strip()}))
+        if len(names) < 2:
+            raise UserError(f"--classes {classes!r} needs at least two class names, e.g. "
+                            "--classes cats,dogs")
+        if layout is None:
+            raise UserError("--classes skips reading the data, so give its --layout too: "
+                            + ", ".join(LAYOUTS))
+        return names, LAYOUTS[layout]
+    if not is_local(data):
+        raise UserError(f"--data {data} cannot be read here to find its classes; pass "
+                        "--classes a,b and --layout (the folder names, as the data has them)")
+    from pipeline.dataset import scan_dataset
+
+    scan = scan_dataset(Path(data), span)
+    found = (bool(scan.spans), scan.given_splits)
+    if layout is not None and LAYOUTS[layout] != found:
+        raise UserError(f"--layout {layout} does not match {data}, which is laid out as "
+                        f"{next(k for k, v in LAYOUTS.items() if v == found)}")
+    return scan.class_names, found
+
+
+@cli.command("compile")
+@click.option("--target", required=True, type=click.Choice(["kubeflow", "vertex"]),
+              help="kubeflow: a YAML PipelineSpec; vertex: a JSON PipelineJob.")
+@click.option("--image", required=True,
+              help="The container image every component runs (built from the Dockerfile).")
+@click.option("--pipeline-root", required=True,
+              help="Where runs write artifacts, e.g. gs://bucket/imgpipe/root.")
+@click.option("--output", "output_file", required=True, type=click.Path(path_type=Path),
+              help="The package to write: .yaml for kubeflow, .json for vertex.")
+@click.option("--data", "data_uri", required=True,
+              help="The images as the cluster sees them (gs://..., or a mounted path).")
+@click.option("--classes", default=None,
+              help="Class names a,b when --data cannot be read here (the Trainer takes the names "
+                   "from the curated schema at run time).")
+@click.option("--layout", type=click.Choice(list(LAYOUTS)), default=None,
+              help="With --classes: DATA/<class>/, DATA/train|eval/<class>/, "
+                   "DATA/span-<N>/<class>/ or DATA/span-<N>/train|eval/<class>/.")
+@click.option("--serving-dir", default=None,
+              help="TF Serving's base path; models go to <dir>/<model-name>/<version> "
+                   "[default: PIPELINE_ROOT/serving].")
+@click.option("--model-name", default="image-classifier", show_default=True,
+              help="Pipeline and TF Serving model name (lowercase letters, digits, '-').")
+@click.option("--beam-pipeline-args", "beam_values", multiple=True,
+              help="Beam flags for ExampleGen, StatisticsGen, Transform and Evaluator; repeat it "
+                   "or quote several, e.g. '--runner=DataflowRunner --region=europe-west4'.")
+@click.option("--gpus", default=0, show_default=True, type=click.IntRange(0, 16),
+              help="GPUs the Trainer asks for (0: none).")
+@click.option("--gpu-type", default="nvidia-tesla-t4", show_default=True,
+              help="The GPU model, in GKE's spelling.")
+@click.option("--trainer-memory", default=None, help="Memory limit of the Trainer, e.g. 32G.")
+@click.option("--trainer-cpus", default=None, type=click.FloatRange(0, min_open=True),
+              help="vCPU limit of the Trainer.")
+@model_options
+def compile_pipeline(target: str, image: str, pipeline_root: str,
+                     output_file: Path, data_uri: str, classes: str | None, layout: str | None,
+                     serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
+                     gpus: int, gpu_type: str, trainer_memory: str | None,
+                     trainer_cpus: float | None, weights: str | None, **options) -> None:
+    """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
+    shared = {name: options.pop(name) for name in SHARED_RUN_OPTIONS}
+    if not REMOTE_MODEL_NAME.match(model_name):
+        raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
+                        "lowercase letters, digits and '-', starting with a letter")
+    if weights is None:
+        raise UserError("compile needs --weights: the path of the .h5 file baked into the image "
+                        "(/opt/imgpipe/weights/base.h5), none, or imagenet (downloaded by the "
+                        "Trainer at run time)")
+    weights = remote_weights(weights)
+    if not image.strip() or any(c.isspace() for c in image):
+        raise UserError(f"--image {image!r} is not an image reference, e.g. "
+                        "europe-docker.pkg.dev/PROJECT/imgpipe/imgpipe:1")
+    names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout,
+                                                          shared["span"])
+    if target == "kubeflow" and spans:
+        raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
+                        "does not run TFX's ExampleGen driver, which picks the span; use "
+                        "--target vertex, or give Kubeflow a folder without spans")
+    hparams = hparams_from_options(names, weights, options)
+    from pipeline.kubeflow_spec import TrainerResources, normalize_gpu_type, parse_memory_gb
+
+    resources = TrainerResources(
+        gpus=gpus, gpu_type=normalize_gpu_type(gpu_type),
+        memory_gb=parse_memory_gb(trainer_memory) if trainer_memory else None, cpus=trainer_cpus)
+    args = beam_args(beam_values)
+
+    from components.image_example_gen.component import ImageLayout
+    from components.image_example_gen.executor import IngestSettings
+    from pipeline.config import (
+        DEFAULT_BEAM_ARGS,
+        DataCheckConfig,
+        GateConfig,
+        PipelineConfig,
+        PushConfig,
+    )
+    from pipeline.kubeflow_runner import RemotePaths, RemoteTarget, compile_package
+
+    data_root = str(Path(data_uri).resolve()) if is_local(data_uri) else data_uri.rstrip("/")
+    paths = RemotePaths(pipeline_root.rstrip("/"), serving_dir)
+    config = PipelineConfig(
+        pipeline_name=model_name,
+        pipeline_root=paths.pipeline_root,
+        data_root=data_root,
+        serving_model_dir=paths.serving_model_dir(model_name),
+        hparams=hparams,
+        gate=GateConfig(accuracy_threshold=shared["accuracy_threshold"]),
+        layout=ImageLayout(spans=spans, given_splits=given_splits, span=shared["span"],
+                           train_eval_buckets=eval_buckets(shared["eval_percent"])),
+        ingest=IngestSettings(max_pixels=shared["max_pixels"],
+                              max_quarantined_fraction=shared["max_quarantined"]),
+        data=DataCheckConfig(max_class_drift=shared["max_class_drift"]),
+        push=PushConfig(keep_versions=shared["keep_versions"]),
+        beam_pipeline_args=args or DEFAULT_BEAM_ARGS,
+        enable_cache=not shared["no_cache"],
+    )
+    package = compile_package(config, RemoteTarget(target, image, resources), output_file)
+    click.echo(f"wrote {package.path}: {package.task_count} tasks for {target}, image {image}, "
+               f"classes {', '.join(names)}")
+    click.echo(f"pipeline root {config.pipeline_root}; models pushed to "
+               f"{config.serving_model_dir}")
+    for change in package.changes:
+        click.echo(f"for kubeflow: {change}")
+
+
+compile_pipeline.params.extend(p for p in run.params if p.name in SHARED_RUN_OPTIONS)
+for _param in compile_pipeline.params:
+    if _param.name == "weights":  # no default here: weights live in the image, so say which
+        _param.default, _param.show_default = None, False
+        _param.help = ("Required: the .h5 path inside the image (/opt/imgpipe/weights/base.h5), "
+                       "none, or imagenet (downloaded by the Trainer at run time).")

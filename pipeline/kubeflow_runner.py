@@ -1,0 +1,137 @@
+"""Compiles `create_pipeline(config)` with KubeflowV2DagRunner for Kubeflow Pipelines or Vertex AI.
+
+Kubeflow gets a YAML PipelineSpec (what its client uploads), Vertex AI a JSON PipelineJob. This
+module decides paths and runner config; the spec's adaptations and checks are `kubeflow_spec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tfx import v1 as tfx
+from tfx.orchestration.kubeflow.v2 import compiler_utils
+from tfx.utils import import_utils
+
+from pipeline import kubeflow_spec
+from pipeline.config import PipelineConfig
+from pipeline.errors import UserError
+from pipeline.pipeline import create_pipeline
+
+TRAINER_ID = "Trainer"
+PACKAGE_SUFFIXES = {"kubeflow": (".yaml", ".yml"), "vertex": (".json",)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteTarget:
+    """Where and how the compiled pipeline runs: orchestrator, image and Trainer resources."""
+
+    target: str
+    image: str
+    resources: kubeflow_spec.TrainerResources = kubeflow_spec.TrainerResources()
+
+    def __post_init__(self) -> None:
+        if self.target not in kubeflow_spec.TARGETS:
+            raise ValueError(f"target must be one of {kubeflow_spec.TARGETS}, got {self.target}")
+        if not self.image:
+            raise ValueError("image must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
+class RemotePaths:
+    """Artifacts under the pipeline root; TF Serving's base under it too unless given."""
+
+    pipeline_root: str
+    serving_dir: str | None = None
+
+    def serving_model_dir(self, model_name: str) -> str:
+        """`<serving dir>/<model-name>`, the layout `imgpipe run` uses under OUTPUT/serving."""
+        base = self.serving_dir or f"{self.pipeline_root.rstrip('/')}/serving"
+        return f"{base.rstrip('/')}/{model_name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledPackage:
+    """The written file and what was changed to make the target able to run it."""
+
+    path: Path
+    target: str
+    task_count: int
+    changes: tuple[str, ...] = ()
+
+
+def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
+                    ) -> CompiledPackage:
+    """Compiles, writes `output` in the target's format, then reads it back and checks it."""
+    suffixes = PACKAGE_SUFFIXES[remote.target]
+    if output.suffix.lower() not in suffixes:
+        raise UserError(f"--output {output}: a {remote.target} package is written as "
+                        f"{' or '.join(suffixes)}; name the file e.g. pipeline{suffixes[0]}")
+    pipeline = create_pipeline(config)
+    resources = remote.resources.resource_spec(remote.target)
+    if resources is not None:
+        trainer = next(c for c in pipeline.components if c.id == TRAINER_ID)
+        trainer.with_platform_config(resources)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=remote.image))
+    try:
+        job = runner.run(pipeline, write_out=False)  # the PipelineJob as a dict, written below
+    except (ValueError, TypeError, NotImplementedError) as error:  # TFX's refusals
+        lines = str(error).strip().splitlines()
+        raise UserError(f"KubeflowV2DagRunner cannot compile the pipeline for {remote.target} "
+                        f"({lines[0] if lines else type(error).__name__})") from None
+    changes: list[str] = []
+    if remote.target == "kubeflow":
+        spec = job["pipelineSpec"]
+        changes = kubeflow_spec.adapt_for_kubeflow(spec, config.pipeline_root)
+        platform = remote.resources.kubernetes_platform()
+        text = yaml.safe_dump_all([spec] + ([platform] if platform else []), sort_keys=True)
+    else:
+        text = json.dumps(job, indent=1, sort_keys=True) + "\n"
+    # Checked as written, then moved into place: a package that fails the checks never appears.
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial{output.suffix}")
+    partial.write_text(text, encoding="utf-8")
+    try:
+        spec_proto = kubeflow_spec.read_package(partial, remote.target)
+        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources)
+        problems = artifact_type_problems(spec_proto)
+        if problems:
+            raise UserError(f"{output} is not a valid {remote.target} pipeline: {problems[0]}")
+    except BaseException:
+        partial.unlink()
+        raise
+    os.replace(partial, output)
+    return CompiledPackage(output, remote.target, len(spec_proto.root.dag.tasks), tuple(changes))
+
+
+def artifact_type_problems(spec: Any) -> list[str]:
+    """Custom artifact types the TFX container could not rebuild from their schema title.
+
+    The container imports a custom type from its title (`module.Class`), so a title must be
+    an importable TFX artifact class whose TYPE_NAME is that title.
+    """
+    titles = set()
+    for component in spec.components.values():
+        for group in (component.input_definitions.artifacts,
+                      component.output_definitions.artifacts):
+            for artifact in group.values():
+                schema = artifact.artifact_type.instance_schema
+                titles.add(yaml.safe_load(schema).get("title") if schema
+                           else artifact.artifact_type.schema_title)
+    problems = []
+    for title in sorted(t for t in titles if t not in compiler_utils.TITLE_TO_CLASS_PATH):
+        try:
+            artifact_class = import_utils.import_class_by_path(title)
+        except ImportError:
+            problems.append(f"artifact type {title!r} cannot be imported by that name in the "
+                            "container")
+            continue
+        if getattr(artifact_class, "TYPE_NAME", None) != title:
+            problems.append(f"artifact type {title!r} imports a class whose TYPE_NAME differs")
+    return problems

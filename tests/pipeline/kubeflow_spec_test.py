@@ -1,0 +1,140 @@
+"""The spec checks and Kubeflow's adaptations on small hand-made specs (no TFX, no compile)."""
+
+import copy
+
+import pytest
+from google.protobuf import json_format
+
+from pipeline import kubeflow_spec
+from pipeline.errors import UserError
+
+IMAGE = "registry.example/imgpipe:1"
+
+
+def _spec(image: str = IMAGE, resolver_filter: str | None = None) -> dict:
+    """ExampleGen -> Trainer, with an optional resolver feeding the Trainer's base_model."""
+    spec = {
+        "pipelineInfo": {"name": "image-classifier"},
+        "schemaVersion": "2.0.0",
+        "components": {
+            "ImageExampleGen": {"executorLabel": "ImageExampleGen_executor"},
+            "Trainer": {"executorLabel": "Trainer_executor", "inputDefinitions": {"artifacts": {
+                "examples": {"artifactType": {"instanceSchema": "title: tfx.Examples\n"}},
+                "base_model": {"artifactType": {"instanceSchema": "title: tfx.Model\n"}}}}},
+        },
+        "deploymentSpec": {"executors": {
+            "ImageExampleGen_executor": {"container": {"image": image, "args": ["--a"]}},
+            "Trainer_executor": {"container": {"image": image, "args": ["--b"]}},
+        }},
+        "root": {"dag": {"tasks": {
+            "ImageExampleGen": {"componentRef": {"name": "ImageExampleGen"},
+                                "taskInfo": {"name": "ImageExampleGen"}},
+            "Trainer": {"componentRef": {"name": "Trainer"}, "taskInfo": {"name": "Trainer"},
+                        "dependentTasks": ["ImageExampleGen"],
+                        "inputs": {"artifacts": {"examples": {"taskOutputArtifact": {
+                            "producerTask": "ImageExampleGen", "outputArtifactKey": "examples"}}}}},
+        }}},
+    }
+    if resolver_filter is not None:
+        spec["components"]["resolver"] = {"executorLabel": "resolver_executor"}
+        spec["deploymentSpec"]["executors"]["resolver_executor"] = {
+            "resolver": {"outputArtifactQueries": {"model": {"filter": resolver_filter}}}}
+        spec["root"]["dag"]["tasks"]["resolver"] = {"componentRef": {"name": "resolver"},
+                                                    "taskInfo": {"name": "resolver"}}
+        trainer = spec["root"]["dag"]["tasks"]["Trainer"]
+        trainer["dependentTasks"].append("resolver")
+        trainer["inputs"]["artifacts"]["base_model"] = {"taskOutputArtifact": {
+            "producerTask": "resolver", "outputArtifactKey": "model"}}
+    return spec
+
+
+BLESSED = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
+
+
+def _problems(spec: dict, target: str, **kwargs) -> list[str]:
+    return kubeflow_spec.spec_problems(kubeflow_spec.parse_spec(spec, "t"), target, **kwargs)
+
+
+def test_a_good_spec_has_no_problems_and_vertex_accepts_tfx_resolver_queries():
+    assert _problems(_spec(), "kubeflow", image=IMAGE) == []
+    assert _problems(_spec(resolver_filter=BLESSED), "vertex", image=IMAGE) == []
+
+
+@pytest.mark.parametrize("spec,target,expected", [
+    (_spec(image="other:2"), "vertex", "runs image 'other:2', not"),
+    (_spec(resolver_filter=BLESSED), "kubeflow", "Kubeflow Pipelines does not run"),
+    (_spec(resolver_filter="custom_strategy()"), "vertex", "resolver KFP v2 does not support"),
+])
+def test_problems_name_the_task_and_what_is_wrong(spec, target, expected):
+    problems = _problems(spec, target, image=IMAGE)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_task_without_executor_is_refused_in_one_line():
+    spec = _spec()
+    del spec["deploymentSpec"]["executors"]["Trainer_executor"]
+    with pytest.raises(UserError) as error:
+        kubeflow_spec.check_spec(kubeflow_spec.parse_spec(spec, "p.yaml"), "kubeflow", "p.yaml")
+    assert "task Trainer has no executor" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_fields_are_refused_as_the_kfp_client_would():
+    spec = _spec()
+    spec["root"]["dag"]["tasks"]["Trainer"]["bogus"] = 1
+    with pytest.raises(UserError, match="not a PipelineSpec kfp-pipeline-spec can read"):
+        kubeflow_spec.parse_spec(spec, "p.yaml")
+
+
+def test_adapt_for_kubeflow_drops_resolvers_and_their_inputs_and_uncaches_example_gen():
+    spec = _spec(resolver_filter=BLESSED)
+    original = copy.deepcopy(spec)
+    changes = kubeflow_spec.adapt_for_kubeflow(spec, "gs://bucket/root")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"ImageExampleGen", "Trainer"}
+    assert "resolver" not in spec["components"]
+    assert "resolver_executor" not in spec["deploymentSpec"]["executors"]
+    assert set(tasks["Trainer"]["inputs"]["artifacts"]) == {"examples"}
+    assert tasks["Trainer"]["dependentTasks"] == ["ImageExampleGen"]
+    trainer_inputs = spec["components"]["Trainer"]["inputDefinitions"]["artifacts"]
+    assert trainer_inputs["base_model"]["isOptional"] is True
+    assert tasks["ImageExampleGen"]["cachingOptions"] == {"enableCache": False}
+    assert spec["defaultPipelineRoot"] == "gs://bucket/root"
+    assert any("Trainer without 'base_model'" in change for change in changes)
+    assert _problems(spec, "kubeflow", image=IMAGE) == []
+    assert _problems(original, "kubeflow", image=IMAGE) != []
+
+
+def test_trainer_resources_per_target():
+    resources = kubeflow_spec.TrainerResources(gpus=2, gpu_type="nvidia-l4", memory_gb=32.0,
+                                               cpus=8)
+    vertex = json_format.MessageToDict(resources.resource_spec("vertex"))
+    assert vertex == {"cpuLimit": 8.0, "memoryLimit": 32.0,
+                      "accelerator": {"type": "NVIDIA_L4", "count": "2"}}
+    kubeflow = resources.resource_spec("kubeflow")
+    assert kubeflow.accelerator.type == "nvidia.com/gpu"
+    platform = resources.kubernetes_platform()
+    selector = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
+        "Trainer_executor"]["nodeSelector"]["labels"]
+    assert selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    assert kubeflow_spec.TrainerResources().resource_spec("vertex") is None
+    assert kubeflow_spec.TrainerResources().kubernetes_platform() is None
+
+
+@pytest.mark.parametrize("text,gigabytes", [("32G", 32.0), ("32GB", 32.0), ("16Gi", 17.18),
+                                            ("512M", 0.512), ("1.5T", 1500.0)])
+def test_memory_sizes(text, gigabytes):
+    assert kubeflow_spec.parse_memory_gb(text) == pytest.approx(gigabytes, abs=0.01)
+
+
+@pytest.mark.parametrize("text", ["32", "lots", "0G", "-1G"])
+def test_bad_memory_sizes(text):
+    with pytest.raises(UserError, match="--trainer-memory"):
+        kubeflow_spec.parse_memory_gb(text)
+
+
+def test_gpu_names_accept_gke_and_vertex_spellings():
+    assert kubeflow_spec.normalize_gpu_type("nvidia-tesla-t4") == "nvidia-tesla-t4"
+    assert kubeflow_spec.normalize_gpu_type("NVIDIA_TESLA_T4") == "nvidia-tesla-t4"
+    with pytest.raises(UserError, match="--gpu-type"):
+        kubeflow_spec.normalize_gpu_type("t4")
