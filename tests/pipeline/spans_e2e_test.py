@@ -17,11 +17,11 @@ MODEL = "spans"
 pytestmark = pytest.mark.slow
 
 
-def _run(data: Path, output: Path) -> dict:
+def _run(data: Path, output: Path, *extra: str) -> dict:
     result = subprocess.run(
         [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
          "--image-size", "75", "--epochs", "1", "--batch-size", "8",
-         "--accuracy-threshold", "0", "--model-name", MODEL],
+         "--accuracy-threshold", "0", "--model-name", MODEL, *extra],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((output / "summary.json").read_text())
@@ -66,4 +66,20 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
     assert "data checks: 1 problem(s):" in second["stdout"]
     assert "quarantined (truncated 1" in second["stdout"]
     assert _versions(output) == ["1"]  # the serving directory is unchanged
+    # Retraining semantics: span 2's Trainer started from the blessed model of span 1, and the
+    # Evaluator compared against it.
+    runs = sorted((output / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    history = json.loads((runs[-1] / "history.json").read_text())
+    first_model = sorted((output / "pipeline" / "Trainer" / "model").iterdir(),
+                         key=lambda p: int(p.name))[0]
+    assert history["warm_start_from"].startswith(str(first_model))
+    assert second["accuracy_change"] is not None
+
+    # No span after 2: a scheduled run has nothing to do.
+    skipped = subprocess.run(
+        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
+         "--model-name", MODEL, "--if-new-data"], capture_output=True, text=True, timeout=300)
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stdout.startswith("skipped: "), skipped.stdout
     shutil.rmtree(tmp_path)
