@@ -94,7 +94,8 @@ def main() -> None:
     from pipeline.kfp_commands import kfp_group  # noqa: F401  (kfp submit|schedule, vertex)
     from pipeline.run_command import run  # noqa: F401  (registers `imgpipe run`)
     from pipeline.schedule import schedule  # noqa: F401  (`imgpipe schedule`)
-    from pipeline.serving_commands import serve  # noqa: F401  (registers predict, status, serve...)
+    from pipeline.serve_command import serve  # noqa: F401  (`imgpipe serve`, `serving-config`)
+    from pipeline.serving_commands import predict  # noqa: F401  (`imgpipe predict`, `status`)
 
     try:
         code = cli.main(standalone_mode=False)
