@@ -47,6 +47,7 @@ def curate_schema(inferred: schema_pb2.Schema, class_names: Sequence[str]) -> sc
     - `label`: an integer class index in [0, number of classes - 1] (SchemaGen infers a boolean
       domain for two classes).
     - `height`, `width`: at least one pixel.
+    - `image_bytes`: TFDV's image domain (all values supported images).
     """
     if len(class_names) < 2:
         raise ValueError(f"need at least two class names, got {list(class_names)}")
@@ -62,6 +63,12 @@ def curate_schema(inferred: schema_pb2.Schema, class_names: Sequence[str]) -> sc
     label.ClearField("bool_domain")
     label.int_domain.CopyFrom(schema_pb2.IntDomain(
         min=0, max=len(class_names) - 1, is_categorical=True))
+    # TFDV's image semantic domain: every value must be an image of a supported type. The
+    # ExampleGen already quarantines what TensorFlow cannot decode; with StatisticsGen's semantic
+    # image statistics switched on, TFDV checks it again.
+    image = _feature(schema, reader.IMAGE_BYTES)
+    image.ClearField("domain")
+    image.image_domain.CopyFrom(schema_pb2.ImageDomain(minimum_supported_image_fraction=1.0))
     for name in (reader.HEIGHT, reader.WIDTH):
         _feature(schema, name).int_domain.CopyFrom(schema_pb2.IntDomain(min=1))
     return schema

@@ -51,6 +51,7 @@ def test_curated_schema_describes_image_features(curated):
     label = features["label"].int_domain
     assert (label.min, label.max, label.is_categorical) == (0, 1, True)
     assert features["height"].int_domain.min == 1
+    assert features["image_bytes"].image_domain.minimum_supported_image_fraction == 1.0
 
 
 def test_new_files_of_known_classes_are_no_anomaly(curated, tmp_path):
