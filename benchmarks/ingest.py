@@ -28,7 +28,6 @@ import io
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -44,6 +43,8 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
     sys.path.insert(0, str(PROJECT))
+
+from machine import describe  # noqa: E402  (beside this script, on sys.path when it runs)
 
 SIZE = 150
 SEED = 0
@@ -361,30 +362,13 @@ def measure_in_subprocess(config: RunConfig, cache_dir: Path, repeats: int) -> d
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, RAM, OS and the library versions that matter here."""
+    """The machine, and the library versions that matter here."""
     import apache_beam
     import PIL
-    import psutil
 
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "apache_beam": apache_beam.__version__,
-        "pillow": PIL.__version__,
-        "note": "2 cores shared with other agents: wall times carry their load (see load "
-                "averages); CPU seconds are less sensitive to it",
-    }
+    return describe(apache_beam=apache_beam.__version__, pillow=PIL.__version__,
+                    note="2 cores shared with other agents: wall times carry their load (see "
+                         "load averages); CPU seconds are less sensitive to it")
 
 
 def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:

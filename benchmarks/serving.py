@@ -28,7 +28,6 @@ import functools
 import io
 import json
 import os
-import platform
 import queue
 import re
 import subprocess
@@ -43,6 +42,8 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
     sys.path.insert(0, str(PROJECT))
+
+from machine import describe  # noqa: E402  (beside this script, on sys.path when it runs)
 
 import trainer  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -171,21 +172,11 @@ def summary(times: list[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model, cores, OS and the library versions that matter here."""
+    """The machine, and the library versions that matter here."""
     import grpc
 
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu_model": model, "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)), "os": platform.platform(),
-            "python": platform.python_version(), "tensorflow": tf.__version__,
-            "grpcio": grpc.__version__,
-            "note": "cores shared with other agents: see the load averages"}
+    return describe(tensorflow=tf.__version__, grpcio=grpc.__version__,
+                    note="cores shared with other agents: see the load averages")
 
 
 def run(base_path: Path, model_name: str, rounds: int, per_round: int,
