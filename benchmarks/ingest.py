@@ -1,7 +1,8 @@
 """Ingestion benchmark: the image ExampleGen's throughput, output size and memory.
 
 Runs the image ExampleGen's executor (`components/image_example_gen/executor.py`) the way the
-component tests do (spans resolved by TFX's own helper, then `Executor(context).Do`) on folders of
+component tests do (`components/image_example_gen/standalone.py`: properties resolved by the
+component's own driver, then `Executor(context).Do`) on folders of
 generated 150 px JPEGs, with Beam's DirectRunner in each configuration asked for, and measures:
 
 - images/s: images ingested / wall time of `Do`. Every configuration runs in a fresh Python
@@ -195,40 +196,23 @@ class ExecutorRun:
 
 def run_executor(data_root: Path, out: Path, beam_args: Sequence[str],
                  around_do: contextlib.AbstractContextManager[Any] | None = None) -> ExecutorRun:
-    """Runs the ExampleGen executor on `data_root` into `out`, as the component tests do.
+    """Runs the ExampleGen's driver resolution and executor on `data_root` into `out`.
 
-    The executor is constructed as TFX's launcher does, with the Beam arguments in its context;
-    TFX then builds an ephemeral sdist of itself for Beam workers (`make_beam_dependency_flags`),
-    which is timed apart from `Do`. `around_do` (a memory sampler) is entered around `Do` only.
+    The properties are resolved by the component's own driver (`standalone.exec_properties`,
+    shared with the component tests). The executor is constructed as TFX's launcher does, with
+    the Beam arguments in its context; TFX then builds an ephemeral sdist of itself for Beam
+    workers (`make_beam_dependency_flags`), which is timed apart from `Do`. `around_do` (a
+    memory sampler) is entered around `Do` only.
     """
-    from tfx.components.example_gen import utils
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
-    from tfx.proto import example_gen_pb2
-    from tfx.types import standard_artifacts
-    from tfx.utils import proto_utils
 
-    from components.image_example_gen.component import ImageLayout
-    from components.image_example_gen.executor import Executor, IngestSettings
+    from components.image_example_gen import standalone
+    from components.image_example_gen.executor import Executor
 
-    layout = ImageLayout()
-    input_config = layout.input_config()
-    output_config = layout.output_config() or utils.make_default_output_config(input_config)
-    _, span, version = utils.calculate_splits_fingerprint_span_and_version(
-        str(data_root), input_config.splits, layout.range_config())
-    examples = standard_artifacts.Examples()
-    examples.uri = str(out)
+    exec_properties = standalone.exec_properties(str(data_root))
+    examples = standalone.examples_artifact(str(out), exec_properties)
     start = time.perf_counter()
     executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args)))
-    exec_properties = {
-        "input_base": str(data_root),
-        "input_config": proto_utils.proto_to_json(input_config),
-        "output_config": proto_utils.proto_to_json(output_config),
-        "custom_config": proto_utils.proto_to_json(IngestSettings().to_proto()),
-        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        "span": span,
-        "version": version,
-    }
     with around_do or contextlib.nullcontext():
         constructed = time.perf_counter()
         cpu_before = _cpu_seconds()
@@ -456,15 +440,17 @@ def markdown(result: dict[str, Any]) -> str:
         f"on {WARMUP_IMAGES} images (cold, then warm), so imports are not timed, then "
         f"{result['runs'][0]['repeats']} timed runs of `Do`, of which the fastest is reported "
         "(the other agents on this machine slow some runs down). The per-run start-up of the "
-        "DirectRunner (multi-processing mode starts its workers, which import TensorFlow and "
-        "TFX, on every run) is timed, and shown apart as *warm 40-image `Do`*. Peak RSS is the "
+        "DirectRunner (multi-processing mode starts its workers, which import Beam and "
+        "TensorFlow, about 8 CPU-seconds each, on every run) is timed, and shown apart as "
+        "*warm 40-image `Do`* (wall, and CPU of the main process and workers). Peak RSS is the "
         "largest sum over the process and its Beam workers during `Do` (psutil, every 50 ms).",
         "",
         f"Targets: at least {TARGET_IMAGES_PER_SECOND:.0f} images/s and at most "
         f"{TARGET_BYTES_RATIO}x the input bytes.",
         "",
         "| configuration | `Do` s best (median) | images/s | target | CPU s (main + workers) "
-        "| CPU-bound images/s | warm 40-image `Do` s | `Executor()` s | load avg before/after |",
+        "| CPU-bound images/s | warm 40-image `Do` s (CPU s) | `Executor()` s "
+        "| load avg before/after |",
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for run in result["runs"]:
@@ -474,7 +460,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{run['images_per_second']:.0f} | "
             f"{_mark(ok['images_per_second'])} | {run['cpu_seconds_self']:.1f} + "
             f"{run['cpu_seconds_children']:.1f} | {run['cpu_bound_images_per_second']:.0f} | "
-            f"{run['warm_tiny_run_seconds']:.1f} | {run['construct_seconds']:.1f} | "
+            f"{run['warm_tiny_run_seconds']:.1f} ({run['warm_tiny_run_cpu_seconds']:.1f}) | "
+            f"{run['construct_seconds']:.1f} | "
             f"{run['load_average_1min_before']:.1f} / {run['load_average_1min_after']:.1f} |")
     lines += [
         "",

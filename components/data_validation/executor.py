@@ -87,6 +87,10 @@ class DataGateExecutor(base_executor.BaseExecutor):
             current_counts = _json_property(examples, "ingested_per_class") or {}
             now = f"span {span_of(examples)}"
             compared_with = f"span {examples.get_int_custom_property('previous_span')}"
+            if examples.has_custom_property("spans_read"):  # a window: against the last window
+                now = f"spans {examples.get_string_custom_property('spans_read')}"
+                compared_with = ("spans "
+                                 + examples.get_string_custom_property("previous_spans_read"))
             problems.extend(checks.class_changes(
                 [n for n, count in current_counts.items() if count], list(previous_counts),
                 now, compared_with))

@@ -28,6 +28,8 @@ class ImageLayout:
 
     - `spans`: the data root holds `span-<N>/` folders, each laid out as below; a run reads the
       latest span, or `span` when it is set.
+    - `window`: with spans, read the last `window` span folders up to that span (N-window+1 ..
+      N, those that exist) into one Examples artifact, whose `span` is still N.
     - `given_splits`: `train/<class>/*` and `eval/<class>/*`; otherwise `<class>/*`, split by a
       hash of each file's path (`train_eval_buckets`).
     """
@@ -36,6 +38,15 @@ class ImageLayout:
     given_splits: bool = False
     span: int | None = None
     train_eval_buckets: tuple[int, int] = (4, 1)
+    window: int = 1
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"the span window must be at least 1, got {self.window}")
+        if self.window > 1 and not self.spans:
+            raise ValueError(f"a window of {self.window} spans needs the data in span-<N>/ "
+                             "folders (DATA/span-<N>/...); this layout has none: use a window "
+                             "of 1")
 
     def input_config(self) -> tfx.proto.Input:
         """ExampleGen's input splits: one per given split, or one to be hash-split."""
@@ -81,6 +92,6 @@ def image_example_gen(data_root: str, layout: ImageLayout | None = None,
         input_config=layout.input_config(),
         output_config=layout.output_config(),
         range_config=layout.range_config(),
-        custom_config=settings.to_proto(),
+        custom_config=settings.to_proto(window=layout.window),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     ).with_id("ImageExampleGen")

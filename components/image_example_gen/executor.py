@@ -1,80 +1,47 @@
-"""Beam side of the image ExampleGen: TFX's FileBasedExampleGen does splits and spans.
+"""The image ExampleGen's executor: every file ingested or quarantined, in TFX's output layout.
 
 `Do` lists every file under each split's folder first (the driver has already put the chosen
-span into the patterns), quarantines what cannot be a labelled image by its path, and hands the
-rest to Beam, which reads, checks and converts each file in parallel. Files that fail the image
-checks are written by Beam beside the examples; `Do` then merges them into the quarantine
-report, records the counts and class names on the Examples artifact, and fails the component
-when the input is not fit to train on (too many quarantined files, or a class with no image).
+span into the patterns; with a span window, the folders of the earlier spans of the window are
+listed too), quarantines what cannot be a labelled image by its path, and hands the rest to
+Beam, which reads, checks and converts each file in parallel (`convert.py`, the only code Beam's
+workers import). Files that fail the image checks are written by Beam beside the examples; `Do`
+then merges them into the quarantine report, records the counts and class names on the
+Examples artifact, and fails the component when the input is not fit to train on (too many
+quarantined files, or a class with no image).
+
+The Beam pipeline is this executor's own (`GenerateExamplesByBeam`, TFX's extension point, and
+the writing in `Do`), with TFX's semantics: output splits by TFX's hash of the partition
+feature, gzipped TFRecords named as TFX names them, payload and file format properties. It
+differs from TFX's in two ways that keep workers light and memory flat: the split is chosen in
+the same step that makes the example, and the examples are written without a second shuffle
+(the candidates are already shuffled before conversion).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import posixpath
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
-from apache_beam.io.filesystems import FileSystems
-from google.protobuf import json_format, struct_pb2
+from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import files, reader
-from components.image_example_gen.inspect import DEFAULT_MAX_PIXELS, Unusable, inspect_image
-from components.image_example_gen.report import (
-    DEFAULT_MAX_QUARANTINED_FRACTION,
-    REPORT_FILE,
-    IngestReport,
-    QuarantinedFile,
-)
+from components.image_example_gen import convert, files
+from components.image_example_gen.report import REPORT_FILE, IngestReport, QuarantinedFile
+from components.image_example_gen.settings import IngestSettings, window_from_exec_properties
+
+__all__ = ["Executor", "IngestSettings"]
 
 _PLAN_KEY = "_image_ingest_plan"
-_QUARANTINED = "quarantined"
 _PARTS_DIR = ".quarantine-parts"
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestSettings:
-    """The image ExampleGen's own settings, carried in its `custom_config`."""
-
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_quarantined_fraction: float = DEFAULT_MAX_QUARANTINED_FRACTION
-
-    def __post_init__(self) -> None:
-        if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
-        if not 0.0 <= self.max_quarantined_fraction <= 1.0:
-            raise ValueError("max_quarantined_fraction must be in [0, 1], got "
-                             f"{self.max_quarantined_fraction}")
-
-    def to_proto(self) -> example_gen_pb2.CustomConfig:
-        """As ExampleGen's `custom_config` (a Struct packed in an Any)."""
-        struct = struct_pb2.Struct()
-        struct.update(dataclasses.asdict(self))
-        config = example_gen_pb2.CustomConfig()
-        config.custom_config.Pack(struct)
-        return config
-
-    @classmethod
-    def from_exec_properties(cls, exec_properties: dict[str, Any]) -> IngestSettings:
-        """Reads `custom_config` back (defaults when unset)."""
-        value = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
-        if not value:
-            return cls()
-        config = example_gen_pb2.CustomConfig()
-        proto_utils.json_to_proto(value, config)
-        struct = struct_pb2.Struct()
-        if not config.custom_config.Unpack(struct):
-            raise ValueError(f"image ExampleGen's custom_config is not a Struct: {value}")
-        values = json_format.MessageToDict(struct)
-        return cls(max_pixels=int(values.get("max_pixels", DEFAULT_MAX_PIXELS)),
-                   max_quarantined_fraction=float(values.get(
-                       "max_quarantined_fraction", DEFAULT_MAX_QUARANTINED_FRACTION)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,55 +54,6 @@ class _Plan:
     max_pixels: int
 
 
-class _ToExample(beam.DoFn):
-    """A candidate file -> its example, or a quarantine record (tagged output)."""
-
-    def __init__(self, class_names: tuple[str, ...], max_pixels: int):
-        self._class_names = class_names
-        self._max_pixels = max_pixels
-
-    def process(self, candidate: tuple[str, str, str]):
-        path, relative, class_name = candidate
-        try:
-            with FileSystems.open(path) as handle:
-                data = handle.read()
-        except Exception as error:  # noqa: BLE001  (any filesystem's own errors)
-            yield beam.pvalue.TaggedOutput(_QUARANTINED, QuarantinedFile(
-                relative, "unreadable", f"unreadable ({type(error).__name__}: {error})",
-                class_name).__dict__)
-            return
-        try:
-            info = inspect_image(data, self._max_pixels)
-        except Unusable as verdict:
-            yield beam.pvalue.TaggedOutput(_QUARANTINED, QuarantinedFile(
-                relative, verdict.kind, verdict.reason, class_name).__dict__)
-            return
-        yield reader.make_example(data, self._class_names.index(class_name), class_name,
-                                  relative, info.height, info.width, info.format)
-
-
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _ImageToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any],  # noqa: N802
-                    split_pattern: str) -> beam.pvalue.PCollection:
-    """The candidate images of one split pattern as tf.train.Examples; failures to the report."""
-    plan: _Plan = exec_properties[_PLAN_KEY]
-    index = list(plan.candidates).index(split_pattern)
-    results = (
-        pipeline
-        | "Candidates" >> beam.Create(plan.candidates[split_pattern])
-        | "Spread" >> beam.Reshuffle()
-        | "ToExample" >> beam.ParDo(_ToExample(plan.class_names, plan.max_pixels))
-        .with_outputs(_QUARANTINED, main="examples")
-    )
-    _ = (results[_QUARANTINED]
-         | "AsJson" >> beam.Map(json.dumps, ensure_ascii=False)
-         | "WriteQuarantined" >> beam.io.WriteToText(
-             posixpath.join(plan.parts_dir, f"split-{index}"), file_name_suffix=".jsonl"))
-    return results.examples
-
-
 def _read_parts(parts_dir: str) -> list[QuarantinedFile]:
     records = []
     for path in sorted(tf.io.gfile.glob(posixpath.join(parts_dir, "*.jsonl"))):
@@ -144,11 +62,76 @@ def _read_parts(parts_dir: str) -> list[QuarantinedFile]:
     return records
 
 
+def _configs(exec_properties: dict[str, Any]
+             ) -> tuple[example_gen_pb2.Input, example_gen_pb2.Output]:
+    input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                              input_config)
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+                              output_config)
+    return input_config, output_config
+
+
 class Executor(BaseExampleGenExecutor):
     """Reads `<split root>/<class>/<image>` into examples; accounts for every other file."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802
-        return _ImageToExample
+        """Not used: `GenerateExamplesByBeam` makes and splits the examples in one step."""
+        raise NotImplementedError("the image ExampleGen builds its pipeline in "
+                                  "GenerateExamplesByBeam")
+
+    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,  # noqa: N802
+                               exec_properties: dict[str, Any]
+                               ) -> dict[str, beam.pvalue.PCollection]:
+        """Output split name -> its serialized examples; quarantined files to the report parts."""
+        plan: _Plan = exec_properties[_PLAN_KEY]
+        input_config, output_config = _configs(exec_properties)
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        if output_config.split_config.splits:  # one input split, hash-split into the outputs
+            buckets = [s.hash_buckets for s in output_config.split_config.splits]
+            hash_splits = convert.HashSplits(
+                output_config.split_config.partition_feature_name,
+                tuple(sum(buckets[: i + 1]) for i in range(len(buckets))))
+            (pattern,) = plan.candidates
+            return dict(zip(split_names, convert.to_examples(
+                pipeline, "images", plan.candidates[pattern],
+                convert.ToExample(plan.class_names, plan.max_pixels, hash_splits,
+                                  len(plan.candidates[pattern]) // convert.PROGRESS_STEPS),
+                len(split_names), posixpath.join(plan.parts_dir, "split-0")), strict=True))
+        result = {}
+        for index, (name, split) in enumerate(zip(split_names, input_config.splits,
+                                                  strict=True)):
+            (result[name],) = convert.to_examples(
+                pipeline, name, plan.candidates[split.pattern],
+                convert.ToExample(plan.class_names, plan.max_pixels, None,
+                                  len(plan.candidates[split.pattern]) // convert.PROGRESS_STEPS),
+                1,
+                posixpath.join(plan.parts_dir, f"split-{index}"))
+        return result
+
+    def _write_examples(self, output_dict: dict[str, list],
+                        exec_properties: dict[str, Any]) -> None:
+        """The Beam run: each output split as gzipped TFRecords, where and as TFX writes them."""
+        if exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY,
+                               example_gen_pb2.FORMAT_TF_EXAMPLE) != \
+                example_gen_pb2.FORMAT_TF_EXAMPLE:
+            raise ValueError("the image ExampleGen writes tf.train.Example payloads only")
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
+                                          example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+        input_config, output_config = _configs(exec_properties)
+        outputs = output_dict[standard_component_specs.EXAMPLES_KEY]
+        split_names = utils.generate_output_split_names(input_config, output_config)
+        for artifact in outputs:
+            artifact.split_names = artifact_utils.encode_split_names(split_names)
+        with self._make_beam_pipeline() as pipeline:
+            for name, examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                _ = examples | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(
+                    os.path.join(artifact_utils.get_split_uri(outputs, name),
+                                 write_split.DEFAULT_TF_RECORD_FILE_NAME),
+                    file_name_suffix=".gz")
+        for artifact in outputs:
+            examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+            examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
 
     def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],  # noqa: N802
            exec_properties: dict[str, Any]) -> None:
@@ -156,12 +139,17 @@ class Executor(BaseExampleGenExecutor):
             output_dict[standard_component_specs.EXAMPLES_KEY])
         settings = IngestSettings.from_exec_properties(exec_properties)
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY].rstrip("/")
-        input_config = example_gen_pb2.Input()
-        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
-                                  input_config)
-        roots = {s.pattern: files.split_root(s.pattern) for s in input_config.splits}
-        class_names = files.class_names_under(input_base, list(roots.values()))
-        found = {pattern: files.find_files(input_base, root) for pattern, root in roots.items()}
+        input_config, _ = _configs(exec_properties)
+        span = int(exec_properties.get("span") or 0)
+        window = window_from_exec_properties(exec_properties)
+        split_roots = [files.split_root(s.pattern) for s in input_config.splits]
+        windows = {s.pattern: files.window_roots(input_base, [files.split_root(s.pattern)],
+                                                 span, window) for s in input_config.splits}
+        roots = {pattern: [root for _, root in listing] for pattern, listing in windows.items()}
+        all_roots = [root for listing in roots.values() for root in listing]
+        class_names = files.class_names_under(input_base, all_roots)
+        found = {pattern: [f for root in listing for f in files.find_files(input_base, root)]
+                 for pattern, listing in roots.items()}
         everything = [f for listing in found.values() for f in listing]
         by_path = [QuarantinedFile(f.relative, *f.problem, f.class_name)
                    for f in everything if f.problem]
@@ -172,7 +160,11 @@ class Executor(BaseExampleGenExecutor):
             parts_dir=posixpath.join(examples.uri, _PARTS_DIR),
             max_pixels=settings.max_pixels,
         )
-        super().Do(input_dict, output_dict, {**exec_properties, _PLAN_KEY: plan})
+        self._log_startup(input_dict, output_dict, exec_properties)
+        total = sum(len(listing) for listing in plan.candidates.values())
+        convert.PROGRESS.info("ingesting %d images", total,
+                              extra={"imgpipe_ingest_total": total})
+        self._write_examples(output_dict, {**exec_properties, _PLAN_KEY: plan})
 
         by_content = _read_parts(plan.parts_dir)
         tf.io.gfile.rmtree(plan.parts_dir)
@@ -184,13 +176,18 @@ class Executor(BaseExampleGenExecutor):
                               tuple(by_path + by_content))
         _write_report(examples, report)
         examples.set_string_custom_property("folders_read", json.dumps(
-            [posixpath.join(input_base, root) for root in roots.values()], ensure_ascii=False))
-        previous = files.previous_span(input_base, list(roots.values()),
-                                       int(exec_properties.get("span") or 0))
+            [posixpath.join(input_base, root) for root in all_roots], ensure_ascii=False))
+        if window > 1:
+            spans_read = sorted({n for listing in windows.values() for n, _ in listing})
+            _record_window(examples, window, spans_read, report, everything)
+        previous = files.previous_span(input_base, split_roots, span, window)
         if previous is not None:
             examples.set_int_custom_property("previous_span", previous[0])
             examples.set_string_custom_property("previous_span_images_per_class", json.dumps(
                 previous[1], ensure_ascii=False))
+            if window > 1:
+                examples.set_string_custom_property("previous_spans_read",
+                                                    ",".join(map(str, previous[2])))
         stop = report.stop_reasons(settings.max_quarantined_fraction,
                                    posixpath.join(examples.uri, REPORT_FILE))
         if stop:
@@ -213,3 +210,18 @@ def _write_report(examples: Any, report: IngestReport) -> None:
     examples.set_string_custom_property("ingested_per_class", json.dumps(
         report.ingested_per_class, ensure_ascii=False))
     examples.set_string_custom_property("quarantine_report", path)
+
+
+def _record_window(examples: Any, window: int, spans_read: list[int], report: IngestReport,
+                   everything: list[files.FoundFile]) -> None:
+    """Which spans of the window were read (a missing span is absent), and examples per span."""
+    quarantined = {q.path for q in report.quarantined}
+    per_span = {number: 0 for number in spans_read}
+    for f in everything:
+        number = files.span_of(f.relative)
+        if number in per_span and f.relative not in quarantined:
+            per_span[number] += 1
+    examples.set_int_custom_property("window", window)
+    examples.set_string_custom_property("spans_read", ",".join(map(str, spans_read)))
+    examples.set_string_custom_property("ingested_per_span", json.dumps(
+        {str(n): count for n, count in sorted(per_span.items())}))

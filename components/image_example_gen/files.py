@@ -91,33 +91,92 @@ def find_files(input_base: str, root: str) -> list[FoundFile]:
     return sorted(found, key=lambda f: f.relative)
 
 
-def previous_span(input_base: str, roots: list[str], span: int
-                  ) -> tuple[int, dict[str, int]] | None:
-    """(number, image files per class) of the latest `span-<N>` folder before `span`.
-
-    None when the roots are not in a `span-<span>` folder or no earlier span exists. Counts go
-    by file names (nothing is opened): enough to see classes appear, vanish or shift.
-    """
+def _span_folders(input_base: str) -> dict[int, str]:
+    """Span number -> `span-<N>` folder name, for the span folders directly under the data root."""
     import tensorflow as tf
 
-    current = f"span-{span}"
-    if not roots or any(current not in root.split("/") for root in roots):
-        return None
-    earlier = []
+    folders = {}
     for name in tf.io.gfile.listdir(input_base):
         match = SPAN_FOLDER.match(name.rstrip("/"))
-        if match and int(match.group(1)) < span:
-            earlier.append(int(match.group(1)))
+        if match:
+            folders[int(match.group(1))] = name.rstrip("/")
+    return folders
+
+
+def _in_span(root: str, span: int) -> bool:
+    return f"span-{span}" in root.split("/")
+
+
+def _with_span(root: str, span: int, folder: str) -> str:
+    return "/".join(folder if part == f"span-{span}" else part for part in root.split("/"))
+
+
+def window_roots(input_base: str, roots: list[str], span: int, window: int
+                 ) -> list[tuple[int, str]]:
+    """(span, root) of every split root to read: the roots of spans `span-window+1 .. span`.
+
+    `roots` are the split roots of the resolved span (`span-<span>/...`). Roots of the earlier
+    spans in the window are those whose folder exists (a missing span is simply not read);
+    the resolved span's roots are always kept. With `window == 1` the roots are returned as
+    they are (span folders or not).
+
+    Raises:
+        ValueError: `window` is below 1, or above 1 while the roots are not in span folders.
+    """
+    if window < 1:
+        raise ValueError(f"the span window must be at least 1, got {window}")
+    if window == 1:
+        return [(span, root) for root in roots]
+    if not roots or not all(_in_span(root, span) for root in roots):
+        raise ValueError(f"a window of {window} spans needs the data in span-<N>/ folders "
+                         f"(DATA/span-<N>/...), but the input is read from {roots}; use a "
+                         "window of 1 or lay the data out in span folders")
+    import tensorflow as tf
+
+    folders = _span_folders(input_base)
+    result = []
+    for number in range(span - window + 1, span + 1):
+        for root in roots:
+            if number == span:
+                result.append((span, root))
+            elif number in folders:
+                older = _with_span(root, span, folders[number])
+                if tf.io.gfile.isdir(_join(input_base, older)):
+                    result.append((number, older))
+    return result
+
+
+def span_of(relative: str) -> int | None:
+    """The span number of a path relative to the data root (`span-<N>/...`), None outside."""
+    match = SPAN_FOLDER.match(relative.split("/", 1)[0])
+    return int(match.group(1)) if match else None
+
+
+def previous_span(input_base: str, roots: list[str], span: int, window: int = 1
+                  ) -> tuple[int, dict[str, int], list[int]] | None:
+    """(number, image files per class, spans read) of the window before this one.
+
+    That window ends at the latest `span-<N>` folder before `span` and has `window` spans,
+    as the run that read that span did. None when the roots are not in a `span-<span>`
+    folder or no earlier span exists. Counts go by file names (nothing is opened): enough to
+    see classes appear, vanish or shift.
+    """
+    if not roots or any(not _in_span(root, span) for root in roots):
+        return None
+    earlier = [n for n in _span_folders(input_base) if n < span]
     if not earlier:
         return None
     number = max(earlier)
+    previous_roots = [_with_span(root, span, f"span-{number}") for root in roots]
+    import tensorflow as tf
+
     counts: dict[str, int] = {}
-    for root in roots:
-        parts = [f"span-{number}" if part == current else part for part in root.split("/")]
-        previous_root = "/".join(parts)
-        if not tf.io.gfile.isdir(_join(input_base, previous_root)):
+    spans = set()
+    for previous, root in window_roots(input_base, previous_roots, number, window):
+        if not tf.io.gfile.isdir(_join(input_base, root)):
             continue
-        for found in find_files(input_base, previous_root):
+        spans.add(previous)
+        for found in find_files(input_base, root):
             if found.problem is None:
                 counts[found.class_name] = counts.get(found.class_name, 0) + 1
-    return number, dict(sorted(counts.items()))
+    return number, dict(sorted(counts.items())), sorted(spans)

@@ -2,6 +2,7 @@
 
 from tfx.components.example_gen import input_processor
 
+from components.image_example_gen import standalone
 from components.image_example_gen.component import ImageLayout
 from components.image_example_gen.driver import ImageInputProcessor
 
@@ -41,3 +42,22 @@ def test_the_fingerprint_covers_the_chosen_span_only(tmp_path, image_files):
     assert _fingerprints(tmp_path, layout)[1] == latest
     (tmp_path / "span-2" / "cat" / "a.png").rename(tmp_path / "span-2" / "cat" / "b.png")
     assert _fingerprints(tmp_path, layout)[1] != latest
+
+
+def test_a_window_fingerprint_covers_every_span_in_the_window(tmp_path, image_files):
+    for span in (1, 2, 3):
+        for name in ("cat", "dog"):
+            image_files.write(tmp_path / f"span-{span}" / name / "a.png",
+                              image_files.good_image("png", span)[1])
+    layout = ImageLayout(spans=True, window=2)
+
+    def fingerprint() -> str:  # through the driver, which reads the window from custom_config
+        return standalone.exec_properties(str(tmp_path), layout)["input_fingerprint"]
+
+    before = fingerprint()
+    assert before != standalone.exec_properties(str(tmp_path), ImageLayout(spans=True))[
+        "input_fingerprint"]
+    (tmp_path / "span-1" / "cat" / "a.png").write_bytes(image_files.good_image("png", 9)[1])
+    assert fingerprint() == before  # span 1 is outside the window of spans 2 and 3
+    (tmp_path / "span-2" / "cat" / "b.png").write_bytes(image_files.good_image("png", 9)[1])
+    assert fingerprint() != before

@@ -3,41 +3,31 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
-from tfx.components.example_gen import utils
+from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
+from tfx.types import artifact_utils
 
+from components.image_example_gen import standalone
 from components.image_example_gen.component import ImageLayout
-from components.image_example_gen.executor import Executor, IngestSettings
+from components.image_example_gen.convert import HashSplits
+from components.image_example_gen.reader import make_example
+from components.image_example_gen.settings import IngestSettings
 
 CLASSES = ("chat_é", "dog", "猫")  # non-ASCII class names, sorted by code point
 
 
 def run_executor(data_root: Path, out: Path, layout: ImageLayout,
                  settings: IngestSettings | None = None):
-    """Resolves spans as TFX's FileBasedExampleGen driver does, then runs the executor."""
-    input_config = layout.input_config()
-    output_config = layout.output_config() or utils.make_default_output_config(input_config)
-    _, span, version = utils.calculate_splits_fingerprint_span_and_version(
-        str(data_root), input_config.splits, layout.range_config())
-    examples = standard_artifacts.Examples()
-    examples.uri = str(out)
-    Executor().Do({}, {"examples": [examples]}, {
-        "input_base": str(data_root),
-        "input_config": proto_utils.proto_to_json(input_config),
-        "output_config": proto_utils.proto_to_json(output_config),
-        "custom_config": proto_utils.proto_to_json((settings or IngestSettings()).to_proto()),
-        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-        "span": span,
-        "version": version,
-    })
-    return examples, span
+    """The executor after the component's driver resolved spans: (Examples, its span)."""
+    examples = standalone.run_executor(str(data_root), str(out), layout, settings)
+    return examples, examples.span
 
 
 def read_examples(examples) -> dict[str, list[tf.train.Example]]:
@@ -98,6 +88,9 @@ def test_every_file_is_ingested_or_quarantined_with_its_reason(messy_folder, tmp
                                IngestSettings(max_quarantined_fraction=0.5))
     by_split = read_examples(examples)
     assert set(by_split) == {"train", "eval"}
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
+    assert examples_utils.get_file_format(examples) == "tfrecords_gzip"
     ingested = {feature(e, "filename").decode(): e for s in by_split.values() for e in s}
     assert set(ingested) == set(good)
     report = quarantine(examples)
@@ -217,3 +210,96 @@ def test_spans_with_given_splits(tmp_path, image_files):
     assert props["previous_span"].int_value == 1
     assert json.loads(props["previous_span_images_per_class"].string_value) == {
         "cat": 4, "dog": 4}
+
+
+def _names(examples) -> list[str]:
+    return [feature(e, "filename").decode() for s in read_examples(examples).values() for e in s]
+
+
+def test_a_window_reads_the_last_spans_into_one_artifact(tmp_path, image_files):
+    root = tmp_path / "data"
+    for span in (1, 2, 3):  # the same file names in every span
+        _class_folder(root / f"span-{span}", image_files, n=span + 1, seed=0)
+    image_files.write(root / "span-2" / "dog" / "empty.jpg", b"")
+    examples, span = run_executor(root, tmp_path / "out", ImageLayout(spans=True, window=2),
+                                  IngestSettings(max_quarantined_fraction=0.5))
+    assert span == 3
+    names = _names(examples)
+    assert len(names) == len(set(names)) == 2 * 3 + 2 * 4
+    assert {n.split("/")[0] for n in names} == {"span-2", "span-3"}
+    assert "span-2/cat/0_0.jpg" in names and "span-3/cat/0_0.jpg" in names
+    assert list(quarantine(examples)) == ["span-2/dog/empty.jpg"]
+    props = examples.mlmd_artifact.custom_properties
+    assert props["files_found"].int_value == 15
+    assert props["ingested"].int_value + props["quarantined"].int_value == 15
+    assert props["ingested"].int_value == len(names)
+    assert props["spans_read"].string_value == "2,3"
+    assert props["window"].int_value == 2
+    assert json.loads(props["ingested_per_span"].string_value) == {"2": 6, "3": 8}
+    assert json.loads(props["ingested_per_class"].string_value) == {"cat": 7, "dog": 7}
+    assert examples.span == 3
+    # The previous run (span 2, the same window) read spans 1 and 2: the data gate's baseline,
+    # counted by file name (empty.jpg too: nothing is opened).
+    assert props["previous_span"].int_value == 2
+    assert props["previous_spans_read"].string_value == "1,2"
+    assert json.loads(props["previous_span_images_per_class"].string_value) == {
+        "cat": 5, "dog": 6}
+
+
+def test_a_window_ends_at_a_static_span_and_skips_missing_spans(tmp_path, image_files):
+    root = tmp_path / "data"
+    for span in (1, 2, 4):
+        _class_folder(root / f"span-{span}", image_files, n=2, seed=span)
+    static, span = run_executor(root, tmp_path / "static",
+                                ImageLayout(spans=True, span=2, window=2))
+    assert span == 2
+    assert sorted({n.split("/")[0] for n in _names(static)}) == ["span-1", "span-2"]
+    assert static.mlmd_artifact.custom_properties["spans_read"].string_value == "1,2"
+    latest, span = run_executor(root, tmp_path / "latest", ImageLayout(spans=True, window=3))
+    assert span == 4
+    props = latest.mlmd_artifact.custom_properties
+    assert props["spans_read"].string_value == "2,4"  # span 3 does not exist
+    assert json.loads(props["ingested_per_span"].string_value) == {"2": 4, "4": 4}
+    assert sorted({n.split("/")[0] for n in _names(latest)}) == ["span-2", "span-4"]
+
+
+def test_a_window_with_given_splits_reads_each_split_of_each_span(tmp_path, image_files):
+    root = tmp_path / "data"
+    for span in (1, 2):
+        _class_folder(root / f"span-{span}" / "train", image_files, n=3, seed=span)
+        _class_folder(root / f"span-{span}" / "eval", image_files, n=1, seed=span + 40)
+    examples, _ = run_executor(root, tmp_path / "out",
+                               ImageLayout(spans=True, given_splits=True, window=2))
+    by_split = {s: sorted(feature(e, "filename").decode() for e in v)
+                for s, v in read_examples(examples).items()}
+    assert {s: len(v) for s, v in by_split.items()} == {"train": 12, "eval": 4}
+    assert {n.split("/")[1] for n in by_split["eval"]} == {"eval"}
+    assert {n.split("/")[0] for n in by_split["eval"]} == {"span-1", "span-2"}
+
+
+def test_a_window_needs_span_folders_and_at_least_one_span():
+    with pytest.raises(ValueError, match="window of 2 spans needs the data in span-<N>/"):
+        ImageLayout(window=2)
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        ImageLayout(spans=True, window=0)
+
+
+@pytest.mark.parametrize("feature_name", ["filename", ""])
+def test_output_splits_are_tfx_own_hash_splits(feature_name):
+    split_config = ImageLayout(train_eval_buckets=(3, 2)).output_config().split_config
+    if not feature_name:  # TFX then hashes the whole serialized example
+        split_config.ClearField("partition_feature_name")
+    examples = [make_example(b"x", i % 2, "ab"[i % 2], f"{'ab'[i % 2]}/{i}.jpg")
+                for i in range(300)]
+    ours = [HashSplits(feature_name, (3, 5)).index(e) for e in examples]
+    assert ours == [_PartitionFn(e, 2, [3, 5], split_config) for e in examples]
+    assert 0.3 < sum(ours) / len(ours) < 0.5  # about 2 in 5 to eval
+
+
+def test_beam_workers_import_neither_tfx_nor_tensorflow_to_unpickle_the_conversion():
+    code = ("import sys, components.image_example_gen.convert; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'tfx', 'tensorflow', "
+            "'tfx_bsl', 'tensorflow_data_validation'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]"
