@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import io
 import json
 import os
@@ -62,32 +61,21 @@ IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 
 def build_model(base_path: Path) -> None:
     """Writes BASE/1 as the serving tests build their model (see the module docstring)."""
-    import tensorflow_transform.beam as tft_beam
+    from fixtures import build_transform_graph
     from tensorflow_transform import TFTransformOutput
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
     from trainer import export
     from trainer import model as model_lib
     from trainer.augment import AugmentConfig
     from trainer.hparams import HParams
-    from trainer.transform import LABEL_KEY, RAW_IMAGE_KEY, preprocessing_fn
 
-    work = base_path.parent / "transform"
-    raw_spec = {RAW_IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
-                LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
-    fn = functools.partial(preprocessing_fn, custom_config={"image_size": SIZE})
-    with tft_beam.Context(temp_dir=str(work / "tmp"), force_tf_compat_v1=False):
-        transform_fn = ([], metadata) | tft_beam.AnalyzeDataset(fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(str(work / "transform_graph"))
-    metadata_io.write_metadata(
-        metadata, str(work / "transform_graph" / TFTransformOutput.RAW_METADATA_DIR))
+    graph = build_transform_graph(base_path.parent / "transform", SIZE)
     hp = HParams(class_names=CLASSES, image_size=SIZE, weights="none", dense_units=(16,),
                  augment=AugmentConfig.off())
     tf.keras.utils.set_random_seed(0)
     model = model_lib.build_model(hp)
     module, signatures = export.build_serving_module(
-        model, TFTransformOutput(str(work / "transform_graph")), CLASSES, SIZE)
+        model, TFTransformOutput(str(graph)), CLASSES, SIZE)
     tf.saved_model.save(module, str(base_path / "1"), signatures=signatures)
 
 

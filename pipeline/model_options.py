@@ -57,6 +57,14 @@ MODEL_OPTIONS = [
                  type=click.FloatRange(0.0, min_open=True)),
     click.option("--no-warm-start", is_flag=True,
                  help="Do not start the head from the last blessed model."),
+    click.option("--bottleneck-cache", default="off", show_default=True,
+                 type=click.Choice(("off", "on")),
+                 help="on: compute the frozen base's features once, on disk, and train the head "
+                      "on them (no fine-tuning)."),
+    click.option("--cache-augmented-copies", default=0, show_default=True,
+                 type=click.IntRange(0, 1000),
+                 help="With the cache: K augmented copies of each training image (0: one plain "
+                      "copy, no augmentation)."),
     click.option("--no-augment", is_flag=True, help="Train without in-graph augmentation."),
     click.option("--augment-rotation", default=40.0, show_default=True, type=float,
                  help="Largest random rotation, degrees."),
@@ -93,6 +101,16 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
     from trainer.devices import DeviceConfig
     from trainer.hparams import HParams
 
+    cache = options.get("bottleneck_cache", "off") == "on"
+    copies = options.get("cache_augmented_copies", 0)
+    if cache and options["fine_tune_from"]:
+        raise UserError("--bottleneck-cache on trains the head on stored features of the frozen "
+                        "base, which --fine-tune-from would change; drop one of the two")
+    if copies and not cache:
+        raise UserError(f"--cache-augmented-copies {copies} needs --bottleneck-cache on")
+    if copies and options["no_augment"]:
+        raise UserError(f"--cache-augmented-copies {copies} needs augmentation; drop "
+                        "--no-augment or the copies")
     try:
         if options["no_augment"]:
             augment = AugmentConfig.off()
@@ -121,6 +139,8 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
             fine_tune_epochs=options["fine_tune_epochs"],
             fine_tune_learning_rate=options["fine_tune_learning_rate"],
             warm_start=not options["no_warm_start"],
+            bottleneck_cache=cache,
+            cache_augmented_copies=copies,
             augment=augment,
             devices=DeviceConfig(precision=options["precision"], xla=options["xla"],
                                  strategy=options["strategy"]),

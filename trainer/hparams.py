@@ -23,6 +23,9 @@ class HParams:
     Fine-tuning runs only when `fine_tune_from` names a base layer: after the head has trained,
     that layer and those above it are unfrozen and trained at `fine_tune_learning_rate`.
     `early_stopping_patience` 0 turns early stopping off.
+    `bottleneck_cache` trains the head on the frozen base's features computed once and kept on
+    disk (`trainer/bottleneck.py`); `cache_augmented_copies` K > 0 caches K augmented copies of
+    each training image instead of one plain one. The cache cannot be combined with fine-tuning.
     """
 
     class_names: tuple[str, ...]
@@ -43,6 +46,8 @@ class HParams:
     fine_tune_epochs: int = 3
     fine_tune_learning_rate: float = 1e-5
     warm_start: bool = True
+    bottleneck_cache: bool = False
+    cache_augmented_copies: int = 0
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
@@ -70,6 +75,23 @@ class HParams:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        self._check_cache()
+
+    def _check_cache(self) -> None:
+        if self.cache_augmented_copies < 0:
+            raise ValueError("cache_augmented_copies must be at least 0, got "
+                             f"{self.cache_augmented_copies}")
+        if not self.bottleneck_cache:
+            if self.cache_augmented_copies:
+                raise ValueError("cache_augmented_copies needs the bottleneck cache on")
+            return
+        if self.fine_tune_from:
+            raise ValueError("the bottleneck cache trains the head on stored features of the "
+                             "frozen base, which fine-tuning would change; drop fine_tune_from "
+                             "or turn the cache off")
+        if self.cache_augmented_copies and not self.augment.enabled:
+            raise ValueError("cache_augmented_copies needs augmentation on (with it off every "
+                             "copy would be the same)")
 
     @property
     def base_spec(self) -> BaseSpec:

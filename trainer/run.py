@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from trainer import data, devices, export, train
+from trainer import bottleneck, data, devices, export, train
 from trainer import model as model_lib
 from trainer.hparams import HParams
 
@@ -49,13 +49,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                schema_class_names(fn_args.schema_path))
     tf.keras.utils.set_random_seed(hp.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
-                                   shuffle=True, seed=hp.seed)
-    eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
-                                  shuffle=False)
-    # TF 2.16 has no XLA kernel for the affine warp behind rotation, shift, shear and zoom.
+    # TF 2.16 has no XLA kernel for the affine warp behind rotation, shift, shear and zoom; with
+    # the bottleneck cache only the head is fitted (augmentation runs, uncompiled, while caching).
     plan = devices.plan_devices(hp.devices, devices.visible_gpus(),
-                                xla_compatible=not hp.augment.geometric)
+                                xla_compatible=hp.bottleneck_cache or not hp.augment.geometric,
+                                cpu_bfloat16=devices.cpu_supports_bfloat16())
     record: dict = {"devices": plan.describe(), "warm_start_from": None,
                     "warm_started_weights": []}
     logging.info("devices: %s", plan.describe())
@@ -67,8 +65,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             record["warm_started_weights"] = train.warm_start(model, fn_args.base_model)
             logging.info("warm start from %s: %s", fn_args.base_model,
                          record["warm_started_weights"])
-        history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
-                            jit_compile=plan.jit_compile)
+        if hp.bottleneck_cache:
+            history, record["bottleneck_cache"] = bottleneck.fit_cached(
+                model, hp, fn_args.train_files, fn_args.eval_files, fn_args.model_run_dir,
+                strategy=strategy, jit_compile=plan.jit_compile)
+        else:
+            train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
+                                           shuffle=True, seed=hp.seed)
+            eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
+                                          shuffle=False)
+            history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
+                                jit_compile=plan.jit_compile)
         tf.io.gfile.makedirs(fn_args.model_run_dir)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
             json.dump({"history": history, **record}, f, indent=1)

@@ -220,3 +220,67 @@ def test_the_whole_gpu_path_trains_on_the_cpu():
     after = [w.numpy() for w in model.trainable_weights]
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
     assert model(x).dtype == tf.float32
+
+
+# bfloat16 on the CPU: which CPUs have it, and the real model trains under it.
+
+AVX512_NO_BF16 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n"
+SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ZEN4 = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n"
+
+
+@pytest.mark.parametrize("cpuinfo,expected", [
+    (AVX512_NO_BF16, False), (SAPPHIRE_RAPIDS, True), (ZEN4, True), ("", False),
+    # A flag's name elsewhere in the file (a model name) is not a flag.
+    ("model name\t: avx512_bf16 lookalike\nflags\t\t: fpu avx2\n", False),
+])
+def test_cpu_bfloat16_support_is_read_from_the_flags(cpuinfo, expected):
+    assert devices.cpu_supports_bfloat16(cpuinfo) is expected
+
+
+def test_cpu_bfloat16_support_reads_this_machines_cpuinfo():
+    assert isinstance(devices.cpu_supports_bfloat16(), bool)
+
+
+def test_bfloat16_on_a_cpu_without_bf16_instructions_warns_and_with_them_does_not(caplog):
+    config = DeviceConfig(precision="mixed_bfloat16")
+    with caplog.at_level(logging.WARNING, logger=devices.__name__):
+        plan = plan_devices(config, NO_GPU, cpu_bfloat16=True)
+    assert plan.precision_policy == "mixed_bfloat16" and not caplog.records
+    with caplog.at_level(logging.WARNING, logger=devices.__name__):
+        plan = plan_devices(config, NO_GPU, cpu_bfloat16=False)
+    assert plan.precision_policy == "mixed_bfloat16"
+    assert "emulated" in caplog.text and "AVX512_BF16" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=devices.__name__):
+        plan_devices(config, ONE_GPU, cpu_bfloat16=False)  # the GPU computes, not the CPU
+    assert not caplog.records
+    # auto never picks bfloat16 on the CPU, whatever its instructions.
+    assert plan_devices(DeviceConfig(), NO_GPU, cpu_bfloat16=True).precision_policy == "float32"
+
+
+def test_the_classifier_trains_under_mixed_bfloat16_on_the_cpu_with_a_float32_output():
+    from trainer import model as model_lib
+    from trainer.hparams import HParams
+
+    hp = HParams(class_names=("a", "b"), image_size=75, weights="none", dense_units=(8,),
+                 epochs=1, devices=DeviceConfig(precision="mixed_bfloat16"))
+    assert hp.augment.geometric  # the affine augmentation runs in bfloat16 too
+    plan = plan_devices(hp.devices, NO_GPU, xla_compatible=False)
+    with devices.devices_applied(plan):
+        model = model_lib.build_model(hp)
+    assert model.get_layer("dense_0").compute_dtype == "bfloat16"
+    assert model_lib.get_base(model).compute_dtype == "bfloat16"
+    assert model.get_layer("probability").compute_dtype == "float32"
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(8, 75, 75, 3), dtype=np.uint8)
+    y = np.array([0, 1] * 4)
+    head_before = model.get_layer("dense_0").kernel.numpy().copy()
+    base_before = [w.numpy().copy() for w in model_lib.get_base(model).weights]
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.array_equal(head_before, model.get_layer("dense_0").kernel.numpy())
+    for before, weight in zip(base_before, model_lib.get_base(model).weights, strict=True):
+        np.testing.assert_array_equal(before, weight.numpy())
+    out = model(x, training=False)
+    assert out.dtype == tf.float32 and np.all((out.numpy() >= 0) & (out.numpy() <= 1))

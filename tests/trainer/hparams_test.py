@@ -25,6 +25,11 @@ def test_round_trip_through_json():
     ({"pooling": "max"}, "pooling"),
     ({"dense_units": ()}, "dense_units"),
     ({"devices": DeviceConfig(xla="on")}, "XLA cannot compile"),
+    ({"bottleneck_cache": True, "fine_tune_from": "mixed6"}, "fine-tuning would change"),
+    ({"cache_augmented_copies": 2}, "needs the bottleneck cache on"),
+    ({"bottleneck_cache": True, "cache_augmented_copies": -1}, "at least 0"),
+    ({"bottleneck_cache": True, "cache_augmented_copies": 2, "augment": AugmentConfig.off()},
+     "needs augmentation on"),
 ])
 def test_invalid_values_are_refused(overrides, message):
     values = {"class_names": ("a", "b"), **overrides}
@@ -42,3 +47,12 @@ def test_xla_is_allowed_when_only_the_flip_is_on():
                  augment=AugmentConfig(rotation_degrees=0, width_shift=0, height_shift=0,
                                        shear=0, zoom=0))
     assert not hp.augment.geometric and hp.augment.enabled
+
+
+def test_the_cache_settings_round_trip_and_old_configs_default_to_no_cache():
+    hp = HParams(class_names=("a", "b"), bottleneck_cache=True, cache_augmented_copies=3)
+    assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp
+    old = HParams(class_names=("a", "b")).to_config()
+    del old["bottleneck_cache"], old["cache_augmented_copies"]
+    restored = HParams.from_config(old)
+    assert not restored.bottleneck_cache and restored.cache_augmented_copies == 0
