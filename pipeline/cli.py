@@ -96,6 +96,7 @@ def main() -> None:
     from pipeline.schedule import schedule  # noqa: F401  (`imgpipe schedule`)
     from pipeline.serve_command import serve  # noqa: F401  (`imgpipe serve`, `serving-config`)
     from pipeline.serving_commands import predict  # noqa: F401  (`imgpipe predict`, `status`)
+    from pipeline.tensorboard_command import tensorboard  # noqa: F401  (`imgpipe tensorboard`)
 
     try:
         code = cli.main(standalone_mode=False)

@@ -121,3 +121,67 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
     assert record["warm_start_from"].startswith(str(first_model))
     assert sorted(record["warm_started_weights"]) == [
         "dense_0/bias:0", "dense_0/kernel:0", "probability/bias:0", "probability/kernel:0"]
+
+
+@pytest.fixture(scope="module")
+def latest_report(first_run):
+    """The report's data and page for the latest run (the re-run's, once that test ran)."""
+    from pipeline.report.collect import collect
+    from pipeline.report.render import render_html
+
+    root, _ = first_run
+    data = collect(root / "out", MODEL, max_eval_images=8, augment_images=2,
+                   augment_variants=2, gradcam_per_class=1)
+    return data, render_html(data)
+
+
+def test_the_run_report_has_every_section_from_the_latest_run(first_run, latest_report):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from pipeline.report import SECTION_TITLES
+
+    root, _ = first_run
+    _, page = latest_report
+    assert re.findall(r"<h2>([^<]*)</h2>", page) == list(SECTION_TITLES)
+    assert "Not available" not in page, re.findall(r"Not available: [^<]*", page)
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert f"run {summary['run_id']}" in page
+    for split, by_class in summary["examples_per_split_and_class"].items():
+        row = "".join(f"<td>{n}</td>" for _, n in sorted(by_class.items()))
+        assert f"<td>{split}</td>{row}" in page
+    assert "No file was quarantined." in page
+    assert f"Pushed: {summary['pushed_path']}" in page
+    sources = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', page)
+    assert len(sources) >= 7  # a misclassified grid only when the model errs
+    for source in sources:
+        Image.open(io.BytesIO(base64.b64decode(source, validate=True))).load()
+
+
+def test_the_report_predicts_a_balanced_eval_sample_and_reads_the_trainers_history(
+        first_run, latest_report):
+    root, _ = first_run
+    data, _ = latest_report
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    eval_by_class = summary["examples_per_split_and_class"]["eval"]
+    predictions = data.predictions
+    assert predictions.class_names == ("circle", "square")
+    expected = {name: min(4, eval_by_class.get(name, 0)) for name in ("circle", "square")}
+    assert {name: int((predictions.labels == i).sum()) for i, name in
+            enumerate(predictions.class_names)} == expected
+    assert predictions.confusion.sum() == sum(expected.values())
+    assert predictions.images.shape[1:] == (75, 75, 3)
+    # The served model's answers are its own: the pushed version gives the same classes.
+    version = tf.saved_model.load(summary["pushed_path"]).signatures["serving_default"]
+    files = [root / "data" / name for name in predictions.filenames]
+    served = version(image_bytes=tf.constant([f.read_bytes() for f in files]))["classes"]
+    assert [c.decode() for c in served.numpy()] == [
+        predictions.class_names[i] for i in predictions.predicted]
+    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    assert data.history == json.loads((runs[-1] / "history.json").read_text())["history"]
+    assert len(data.augmentation) == 2 and len(data.augmentation[0]) == 3
+    assert len(data.gradcam) == 2 * sum(1 for n in expected.values() if n)

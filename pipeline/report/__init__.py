@@ -1,0 +1,5 @@
+"""The run report: one self-contained HTML page per `imgpipe run` (see `write_report`)."""
+
+from pipeline.report.render import SECTION_TITLES, write_report
+
+__all__ = ["SECTION_TITLES", "write_report"]

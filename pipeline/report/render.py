@@ -1,0 +1,242 @@
+"""The run report as one self-contained HTML file: inline CSS, images as base64 PNG data URIs."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.report import plots
+from pipeline.report.collect import (
+    AUGMENTATION,
+    CONFUSION,
+    CURVES,
+    DATA,
+    EVALUATION,
+    GRADCAM,
+    MAX_QUARANTINE_ROWS,
+    MISCLASSIFIED,
+    PUSH,
+    SECTION_TITLES,
+    ReportData,
+)
+
+if TYPE_CHECKING:
+    from pipeline.summary import RunSummary
+
+REPORT_FILE = "report.html"
+REPORTS_DIR = "reports"
+MAX_MISCLASSIFIED = 24
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0; }
+td, th { border: 1px solid #ccc; padding: .2em .6em; text-align: left; font-size: .9em; }
+.missing { color: #a33; font-style: italic; } .note { color: #555; }
+.yes { color: #2a7a2a; font-weight: bold; } .no { color: #a33; font-weight: bold; }
+img { max-width: 100%; }
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _img(png: bytes, alt: str) -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _data(data: ReportData) -> str:
+    parts = []
+    summary = data.summary
+    facts = summary.ingestion if summary else {}
+    if "files_found" in facts:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in facts["quarantined_per_kind"].items())
+        parts.append(f"<p>Read {_e(', '.join(facts['folders_read']))}: {facts['ingested']} of "
+                     f"{facts['files_found']} files ingested, {facts['quarantined']} "
+                     f"quarantined{_e(' (' + kinds + ')' if kinds else '')}.</p>")
+    by_class = summary.examples_per_split_and_class if summary else {}
+    if by_class:
+        classes = sorted({name for counts in by_class.values() for name in counts})
+        rows = [(split, *(counts.get(name, 0) for name in classes), sum(counts.values()))
+                for split, counts in sorted(by_class.items())]
+        parts.append(_table(("split", *classes, "total"), rows))
+        parts.append(_img(plots.class_counts(by_class), "examples per split and class"))
+    if data.quarantined:
+        shown = data.quarantined[:MAX_QUARANTINE_ROWS]
+        parts.append(f"<h3>Quarantined files ({len(data.quarantined)})</h3>")
+        parts.append(_table(("file", "kind", "reason"),
+                            [(q.get("path", ""), q.get("kind", ""), q.get("reason", ""))
+                             for q in shown]))
+        if len(data.quarantined) > len(shown):
+            parts.append(f"<p class='note'>... and {len(data.quarantined) - len(shown)} more; "
+                         f"the full list: {_e(data.quarantine_report)}</p>")
+    elif data.quarantine_report:
+        parts.append("<p>No file was quarantined.</p>")
+    if summary and summary.data_problems:
+        parts.append("<h3>Data check problems</h3><ul>" + "".join(
+            f"<li>{_e(p)}</li>" for p in summary.data_problems) + "</ul>")
+    elif summary and "DataGate" in summary.components:
+        against = summary.data_compared_with or "no earlier data to compare with"
+        parts.append(f"<p>Data checks passed ({_e(against)}).</p>")
+    return "".join(parts)
+
+
+def _augmentation(data: ReportData) -> str:
+    rows = data.augmentation or []
+    tiles = [tile for row in rows for tile in row]
+    columns = len(rows[0]) if rows else 1
+    return _img(plots.image_grid(tiles, columns), "training images through the augmentation")
+
+
+def _curves(data: ReportData) -> str:
+    epochs = len(data.history.get("loss", []))
+    return (f"<p>{epochs} epoch(s).</p>"
+            + _img(plots.training_curves(data.history), "accuracy and loss per epoch"))
+
+
+def _evaluation(data: ReportData) -> str:
+    s = data.summary
+    verdict = ">=" if s.eval_accuracy >= s.accuracy_threshold else "<"
+    baseline = (s.eval_accuracy - s.accuracy_change) if s.accuracy_change is not None else None
+    against = (f"; change against the last blessed model {s.accuracy_change:+.3f} "
+               f"(its accuracy {baseline:.3f})" if baseline is not None else
+               "; no blessed model before, judged on the threshold alone")
+    parts = [f"<p>Eval accuracy {s.eval_accuracy:.3f} {verdict} threshold "
+             f"{s.accuracy_threshold:.3f} on {s.eval_example_count} images{_e(against)}.</p>"]
+    rows = [(k, f"{v:.4g}") for k, v in sorted(s.eval_metrics.items())]
+    parts.append(_table(("metric", "value"), rows))
+    if s.per_class_accuracy:
+        parts.append("<p>Accuracy per class (whole eval split): " + _e(", ".join(
+            f"{k} {v:.3f}" for k, v in sorted(s.per_class_accuracy.items()))) + "</p>")
+    parts.append(_img(plots.metrics_against_threshold(s.eval_metrics, s.accuracy_threshold,
+                                                      baseline), "metrics against threshold"))
+    blessed = {True: "<span class='yes'>yes</span>", False: "<span class='no'>no</span>",
+               None: "not evaluated"}[s.blessed]
+    because = "; ".join(s.not_blessed_because)
+    parts.append(f"<p>Blessed: {blessed}{' (' + _e(because) + ')' if because else ''}</p>")
+    return "".join(parts)
+
+
+def _sample_note(data: ReportData) -> str:
+    p = data.predictions
+    whole = f" of {p.eval_split_size}" if p.eval_split_size is not None else ""
+    return (f"<p class='note'>The trained model's <code>serving_default</code> signature on "
+            f"{len(p.labels)}{whole} eval images (up to the same number of each class).</p>")
+
+
+def _confusion(data: ReportData) -> str:
+    p = data.predictions
+    rows = [(name, "-" if acc is None else f"{acc:.3f}", int((p.labels == i).sum()))
+            for i, (name, acc) in enumerate(p.per_class_accuracy.items())]
+    return (_sample_note(data)
+            + _img(plots.confusion_matrix(p.confusion, p.class_names), "confusion matrix")
+            + _table(("class", "accuracy", "images"), rows)
+            + _img(plots.per_class_accuracy(p.per_class_accuracy), "accuracy per class"))
+
+
+def _misclassified(data: ReportData) -> str:
+    from pipeline.report.collect import Tile
+
+    p = data.predictions
+    wrong = [i for i in range(len(p.labels)) if p.labels[i] != p.predicted[i]]
+    if not wrong:
+        return _sample_note(data) + "<p>None: every one of these images was classified right.</p>"
+    tiles = [Tile(p.images[i], f"{p.class_names[p.labels[i]]} as {p.class_names[p.predicted[i]]}"
+                  f" ({p.confidence[i]:.2f})") for i in wrong[:MAX_MISCLASSIFIED]]
+    return (_sample_note(data) + f"<p>{len(wrong)} misclassified (true as predicted, "
+            "probability):</p>" + _img(plots.image_grid(tiles, 6), "misclassified eval images")
+            + _table(("file", "true", "predicted"), [
+                (p.filenames[i], p.class_names[p.labels[i]], p.class_names[p.predicted[i]])
+                for i in wrong[:MAX_MISCLASSIFIED]]))
+
+
+def _gradcam(data: ReportData) -> str:
+    if not data.gradcam:
+        return "<p class='missing'>Not available: no eval image to explain.</p>"
+    return ("<p>Where the cut layer's activations carry the evidence for the predicted class "
+            "(Grad-CAM); each eval image, then its heatmap.</p>"
+            + _img(plots.image_grid(data.gradcam, 6), "Grad-CAM heatmaps"))
+
+
+def _push(data: ReportData) -> str:
+    s = data.summary
+    if s.pushed_path:
+        return f"<p class='yes'>Pushed: {_e(s.pushed_path)}</p>"
+    why = s.not_pushed_because or {False: "not blessed", None: "no evaluation"}.get(s.blessed, "")
+    if s.load_check_failure:
+        why = f"the model failed the load-and-query check: {s.load_check_failure}"
+    return f"<p class='no'>Nothing pushed{': ' + _e(why) if why else ''}.</p>"
+
+
+_SECTIONS: dict[str, Callable[[ReportData], str]] = {
+    DATA: _data, AUGMENTATION: _augmentation, CURVES: _curves, EVALUATION: _evaluation,
+    CONFUSION: _confusion, MISCLASSIFIED: _misclassified, GRADCAM: _gradcam, PUSH: _push,
+}
+
+
+def render_html(data: ReportData) -> str:
+    """The whole page; a section with a reason in `data.missing` says why it is empty."""
+    missing = [t for t in SECTION_TITLES if t in data.missing]
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(data.pipeline_name)}"
+             f" run {_e(data.run_id)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Run report: {_e(data.pipeline_name)}, run {_e(data.run_id)}</h1>",
+             f"<p class='note'>Written {_e(data.created)}.</p>",
+             _table(("component", "state"), list(data.components.items()))]
+    if missing:
+        parts.append("<p class='missing'>Sections without data: " + _e(", ".join(missing))
+                     + ".</p>")
+    for title in SECTION_TITLES:
+        parts.append(f"<h2>{_e(title)}</h2>")
+        if title in data.notes:
+            parts.append(f"<p class='note'>{_e(data.notes[title])}</p>")
+        if title in data.missing:
+            parts.append(f"<p class='missing'>Not available: {_e(data.missing[title])}.</p>")
+        else:
+            parts.append(_SECTIONS[title](data))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(output_dir: Path, pipeline_name: str, summary: RunSummary | None = None,
+                 accuracy_threshold: float = 0.8, max_eval_images: int = 64,
+                 stamp: str | None = None) -> Path:
+    """Writes the latest run's report to OUTPUT/reports/run-<stamp>.html and OUTPUT/report.html.
+
+    Args:
+        output_dir: an `imgpipe run --output` folder.
+        pipeline_name: the pipeline (the run's `--model-name`).
+        summary: the run's summary when the caller has read it already.
+        accuracy_threshold: the gate's threshold, used only when `summary` is None.
+        max_eval_images: how many eval images the served model predicts for the report.
+        stamp: the run's time stamp, as in its log's name (default: now).
+
+    Returns:
+        The path of OUTPUT/report.html.
+
+    Raises:
+        LookupError: when ML Metadata records no run of the pipeline.
+    """
+    from pipeline.report.collect import collect
+
+    data = collect(output_dir, pipeline_name, summary, accuracy_threshold, max_eval_images)
+    page = render_html(data)
+    stamp = stamp or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    archived = output_dir / REPORTS_DIR / f"run-{stamp}.html"
+    archived.parent.mkdir(parents=True, exist_ok=True)
+    archived.write_text(page, encoding="utf-8")
+    latest = output_dir / REPORT_FILE
+    shutil.copyfile(archived, latest)
+    return latest

@@ -1,0 +1,219 @@
+"""The run report rendered from small fabricated inputs, and its example reading."""
+
+import base64
+import html.parser
+import io
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from components.image_example_gen.reader import make_example
+from pipeline.report import SECTION_TITLES, plots
+from pipeline.report.collect import (
+    AUGMENTATION,
+    CONFUSION,
+    CURVES,
+    EVALUATION,
+    GRADCAM,
+    MISCLASSIFIED,
+    Predictions,
+    ReportData,
+    Tile,
+    _model_sections,
+    read_examples,
+)
+from pipeline.report.render import render_html
+from pipeline.summary import RunSummary
+
+CLASSES = ("circle", "square")
+
+
+def _summary(**changes) -> RunSummary:
+    values = dict(
+        pipeline_name="shapes", run_id="2026-11-23T10:00:00", components={
+            "ImageExampleGen": "complete", "Trainer": "complete", "Evaluator": "complete",
+            "Pusher": "complete"},
+        ingestion={"folders_read": ["/data"], "class_names": list(CLASSES), "files_found": 11,
+                   "ingested": 10, "quarantined": 1, "quarantined_per_kind": {"empty": 1},
+                   "quarantine_report": "/out/quarantine.jsonl"},
+        examples_per_split={"train": 6, "eval": 4},
+        examples_per_split_and_class={"train": {"circle": 3, "square": 3},
+                                      "eval": {"circle": 2, "square": 2}},
+        eval_accuracy=0.75, eval_example_count=4, accuracy_threshold=0.8, accuracy_change=-0.05,
+        eval_metrics={"accuracy": 0.75, "auc": 0.8, "example_count": 4.0},
+        per_class_accuracy={"circle": 1.0, "square": 0.5}, blessed=False,
+        not_blessed_because=["accuracy 0.750 < threshold 0.800"], load_check_failure=None,
+        pushed_path=None, not_pushed_because="not blessed")
+    values.update(changes)
+    return RunSummary(**values)
+
+
+def _image(value: int) -> np.ndarray:
+    rng = np.random.default_rng(value)
+    return rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+
+
+def _full_data() -> ReportData:
+    images = np.stack([_image(i) for i in range(4)])
+    predictions = Predictions(
+        class_names=CLASSES, labels=np.array([0, 0, 1, 1]), predicted=np.array([0, 1, 1, 1]),
+        confidence=np.array([0.9, 0.6, 0.8, 0.7], dtype=np.float32),
+        filenames=("circle/a.png", "circle/b<x>.png", "square/c.png", "square/d.png"),
+        images=images, eval_split_size=4)
+    return ReportData(
+        pipeline_name="shapes", run_id="2026-11-23T10:00:00", created="now",
+        components=_summary().components, summary=_summary(), class_names=CLASSES,
+        quarantined=[{"path": "circle/empty.jpg", "kind": "empty", "reason": "empty file"}],
+        quarantine_report="/out/quarantine.jsonl",
+        history={"loss": [0.9, 0.5], "val_loss": [0.8, 0.7], "accuracy": [0.5, 0.8],
+                 "val_accuracy": [0.5, 0.75]},
+        augmentation=[[Tile(_image(9), "circle"), Tile(_image(10), "augmented 1")]],
+        predictions=predictions,
+        gradcam=[Tile(images[0], "circle"), Tile(images[0], "for circle (0.90)")])
+
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.headings, self.images, self._in_h2 = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_h2 = tag == "h2"
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+def _parse(page: str) -> _Page:
+    parser = _Page()
+    parser.feed(page)
+    return parser
+
+
+def _decoded(src: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert src.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(src[len(prefix):], validate=True)))
+    image.load()
+    return image
+
+
+def test_every_section_renders_with_its_figures_embedded():
+    page = render_html(_full_data())
+    parsed = _parse(page)
+    assert parsed.headings == list(SECTION_TITLES)
+    # Class counts, curves, metrics, confusion, per-class accuracy, and three image grids.
+    assert len(parsed.images) == 8
+    for src in parsed.images:
+        image = _decoded(src)
+        assert image.format == "PNG" and image.width > 50 and image.height > 50
+    assert "Not available" not in page and "Sections without data" not in page
+    assert "10 of 11 files ingested, 1 quarantined (empty 1)" in page
+    assert "circle/empty.jpg" in page and "empty file" in page
+    assert "circle/b&lt;x&gt;.png" in page  # file names are escaped
+    assert "accuracy 0.750 &lt; threshold 0.800" in page
+    assert "Nothing pushed: not blessed" in page
+    assert "(its accuracy 0.800)" in page  # the baseline's accuracy, from the change
+    assert "<script" not in page and "http" not in page  # nothing loaded from elsewhere
+
+
+def test_a_run_that_stopped_before_training_renders_what_it_has_and_says_what_is_missing():
+    data = _full_data()
+    data.history = data.predictions = data.augmentation = data.gradcam = None
+    data.summary = _summary(eval_accuracy=None, eval_metrics={}, blessed=None,
+                            not_blessed_because=[], not_pushed_because="")
+    reason = "the run did not get as far as the Trainer"
+    for title in (AUGMENTATION, CURVES, EVALUATION, CONFUSION, MISCLASSIFIED, GRADCAM):
+        data.missing[title] = reason
+    page = render_html(data)
+    assert _parse(page).headings == list(SECTION_TITLES)
+    assert page.count(f"Not available: {reason}.") == 6
+    assert re.search(r"Sections without data: Augmentation preview, Training curves, "
+                     r"Evaluation, Confusion matrix", page)
+    assert len(_parse(page).images) == 1  # the class counts only
+    assert "Nothing pushed: no evaluation" in page
+
+
+def test_the_pushed_version_and_a_run_without_misclassified_images():
+    data = _full_data()
+    data.summary = _summary(pushed_path="/out/serving/shapes/3", blessed=True,
+                            not_blessed_because=[], not_pushed_because="")
+    data.predictions = Predictions(
+        class_names=CLASSES, labels=np.array([0, 1]), predicted=np.array([0, 1]),
+        confidence=np.array([0.9, 0.9]), filenames=("a", "b"),
+        images=np.stack([_image(0), _image(1)]), eval_split_size=None)
+    page = render_html(data)
+    assert "Pushed: /out/serving/shapes/3" in page
+    assert "every one of these images was classified right" in page
+
+
+def test_confusion_matrix_and_per_class_accuracy_count_true_by_predicted():
+    predictions = Predictions(
+        class_names=("a", "b", "c"), labels=np.array([0, 0, 1, 1, 1]),
+        predicted=np.array([0, 2, 1, 1, 0]), confidence=np.ones(5), filenames=("",) * 5,
+        images=np.zeros((5, 2, 2, 3), np.uint8), eval_split_size=5)
+    np.testing.assert_array_equal(predictions.confusion, [[1, 0, 1], [1, 2, 0], [0, 0, 0]])
+    assert predictions.per_class_accuracy == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
+
+
+def test_read_examples_keeps_each_class_even_when_the_split_is_stored_class_by_class(tmp_path):
+    path = tmp_path / "data_tfrecord-00000-of-00001.gz"
+    with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
+        for label, name in enumerate(CLASSES):
+            for i in range(10):
+                writer.write(make_example(b"img%d" % i, label, name,
+                                          f"{name}/{i}.png").SerializeToString())
+    examples = read_examples(str(tmp_path), 6, num_classes=2)
+    assert [e.label for e in examples] == [0, 0, 0, 1, 1, 1]
+    assert [e.filename for e in examples][:2] == ["circle/0.png", "circle/1.png"]
+    assert examples[3].label_name == "square" and examples[3].image_bytes == b"img0"
+    assert len(read_examples(str(tmp_path), 5)) == 5  # no class quota: the first five
+    assert read_examples(str(tmp_path / "none"), 5) == []
+
+
+def test_model_sections_say_why_when_the_trainer_left_no_model():
+    data = ReportData(pipeline_name="shapes", run_id="r", created="now",
+                      components={"ImageExampleGen": "complete", "Transform": "failed"})
+    _model_sections(data, {}, None, None, {})
+    assert data.missing == dict.fromkeys(
+        (AUGMENTATION, CONFUSION, MISCLASSIFIED, GRADCAM),
+        "the run did not get as far as the Trainer")
+
+
+def test_figures_stay_readable_in_size_with_many_classes():
+    names = [f"class_{i}" for i in range(40)]
+    matrix = np.random.default_rng(0).integers(0, 5, (40, 40))
+    for png in (plots.confusion_matrix(matrix, names),
+                plots.per_class_accuracy(dict.fromkeys(names, 0.5)),
+                plots.class_counts({"train": dict.fromkeys(names, 3),
+                                    "eval": dict.fromkeys(names, 1)})):
+        image = Image.open(io.BytesIO(png))
+        assert max(image.size) <= plots.MAX_INCHES * plots.DPI * 1.2, image.size
+
+
+def test_write_report_keeps_each_runs_page_and_the_latest_as_report_html(tmp_path, monkeypatch):
+    from pipeline.report import collect as collect_module
+    from pipeline.report import write_report
+
+    calls = []
+
+    def fake_collect(output_dir, pipeline_name, summary, threshold, max_eval_images):
+        calls.append((output_dir, pipeline_name, max_eval_images))
+        return _full_data()
+
+    monkeypatch.setattr(collect_module, "collect", fake_collect)
+    first = write_report(tmp_path, "shapes", stamp="20261123-100000", max_eval_images=8)
+    page = first.read_text(encoding="utf-8")
+    second = write_report(tmp_path, "shapes", stamp="20261123-110000")
+    assert first == second == tmp_path / "report.html"
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "run-20261123-100000.html", "run-20261123-110000.html"]
+    assert (tmp_path / "reports" / "run-20261123-100000.html").read_text(encoding="utf-8") == page
+    assert calls == [(tmp_path, "shapes", 8), (tmp_path, "shapes", 64)]
