@@ -1,0 +1,238 @@
+"""Reliability tests' set-up: the real CLI, data folders, their fingerprints, a small export.
+
+`cli` runs the real console entry point `pipeline.cli.main` in this process (its `os._exit`
+turned into an exception), so refusals are tested as users meet them without a TensorFlow
+import per case; `imgpipe` runs the installed console script in a subprocess, for the cases
+that need a process of their own (a user without read rights, a kill, a lock held elsewhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+# Root ignores file modes through these two capabilities; without them chmod 000 holds for root
+# too (the kernel's own permission check), so CI running as root still tests unreadable files.
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+          "--inh-caps=-dac_override,-dac_read_search"]
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment a user runs imgpipe in: without the test session's TF log setting."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(extra)
+    return env
+
+
+def unprivileged_prefix() -> list[str]:
+    """The command prefix under which chmod 000 stops reads; [] when this user is not root."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: chmod 000 cannot stop reads here")
+    return NO_DAC
+
+
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    """What one `imgpipe` invocation did: its exit code and what it printed."""
+
+    code: int | None
+    stdout: str
+    stderr: str
+
+    def assert_one_line_error(self, expected: str) -> str:
+        """Exit code 2, exactly one line on stderr that contains `expected`, no traceback."""
+        assert self.code == 2, (self.code, self.stdout, self.stderr)
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1, self.stderr
+        assert lines[0].startswith("imgpipe: error: "), lines[0]
+        assert expected in lines[0], lines[0]
+        assert "Traceback" not in self.stdout + self.stderr
+        return lines[0]
+
+
+class Imgpipe:
+    """The installed `imgpipe` console script in subprocesses, as a user runs it."""
+
+    executable = IMGPIPE
+    env = staticmethod(user_env)
+
+    @staticmethod
+    def start(*args: str, prefix: list[str] | None = None,
+              cwd: Path | None = None) -> subprocess.Popen:
+        """Starts `imgpipe ARGS` (under `prefix`, e.g. setpriv) in its own process group."""
+        return subprocess.Popen([*(prefix or []), IMGPIPE, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=user_env(), cwd=cwd,
+                                start_new_session=True)
+
+    @staticmethod
+    def finish(process: subprocess.Popen, timeout: float = 300) -> CliResult:
+        """Waits for `process` and returns what it did."""
+        stdout, stderr = process.communicate(timeout=timeout)
+        return CliResult(process.returncode, stdout, stderr)
+
+    def run(self, *args: str, prefix: list[str] | None = None, timeout: float = 300,
+            cwd: Path | None = None) -> CliResult:
+        """Runs `imgpipe ARGS` to its end."""
+        return self.finish(self.start(*args, prefix=prefix, cwd=cwd), timeout)
+
+
+@pytest.fixture(scope="session")
+def imgpipe() -> Imgpipe:
+    """Runs the installed console script in subprocesses."""
+    return Imgpipe()
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> list[str]:
+    """A command prefix under which file modes hold (see `unprivileged_prefix`)."""
+    return unprivileged_prefix()
+
+
+class _Exit(BaseException):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@pytest.fixture
+def cli(capfd) -> Callable[..., CliResult]:
+    """Runs `imgpipe ARGS` through the real entry point in this process.
+
+    An exception escaping `main` fails the test with its traceback, which is what a user
+    would have seen.
+    """
+    from pipeline.cli import main
+
+    def fake_exit(code: int) -> None:
+        raise _Exit(code)
+
+    def pipeline_started(*args, **kwargs):
+        raise AssertionError("the pipeline started: the input was not refused before it")
+
+    def invoke(*args: str, on_pipeline: Callable | None = None) -> CliResult:
+        """`on_pipeline(config, layout)` replaces running the pipeline, if given."""
+        from pipeline import run_command
+
+        capfd.readouterr()
+        code = None
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", ["imgpipe", *args])
+            patch.setattr(os, "_exit", fake_exit)
+            patch.setattr(run_command, "run_and_summarize", on_pipeline or pipeline_started)
+            try:
+                main()
+            except (_Exit, SystemExit) as stop:
+                code = stop.code
+        out, err = capfd.readouterr()
+        return CliResult(code, out, err)
+
+    return invoke
+
+
+def encoded_image(seed: int, size: int = 32, fmt: str = "JPEG") -> bytes:
+    """A small random image, encoded."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _write_classes(root: Path, classes: tuple[str, ...] = ("cats", "dogs"),
+                  per_class: int = 3) -> Path:
+    """ROOT/<class>/<i>.jpg|png: small valid images."""
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            fmt = "PNG" if i % 3 == 2 else "JPEG"
+            (root / name / f"{i}.{fmt.lower()}").write_bytes(encoded_image(10 * c + i, fmt=fmt))
+    return root
+
+
+def _tree_state(root: Path) -> dict[str, tuple]:
+    """Every entry under `root` (itself included): type, mode, size, mtime and content digest.
+
+    Links are not followed. A file this process cannot read is fingerprinted by its metadata.
+    """
+    state: dict[str, tuple] = {}
+    if not root.exists() and not root.is_symlink():
+        return state
+    paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+    for path in paths:
+        st = path.lstat()
+        digest = None
+        if path.is_file() and not path.is_symlink():
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except PermissionError:
+                digest = "unreadable"
+        target = os.readlink(path) if path.is_symlink() else None
+        state[path.relative_to(root).as_posix()] = (st.st_mode, st.st_size, st.st_mtime_ns,
+                                                     digest, target)
+    return state
+
+
+@pytest.fixture(scope="session")
+def tree_state() -> Callable[[Path], dict[str, tuple]]:
+    """Fingerprints a folder: every entry's type, mode, size, mtime and content digest."""
+    return _tree_state
+
+
+@pytest.fixture(scope="session")
+def write_classes() -> Callable[..., Path]:
+    """Writes ROOT/<class>/<i>.jpg|png: small valid images (classes cats, dogs by default)."""
+    return _write_classes
+
+
+@pytest.fixture(scope="session")
+def export_model(transform_output) -> Callable[[Path, int], None]:
+    """Writes a SavedModel of a 2-class classifier at 75 px (random frozen base), like the
+    serving tests' export; `variant` changes only the head, so answers tell versions apart."""
+    import tensorflow as tf
+
+    from trainer import export
+    from trainer import model as model_lib
+    from trainer.augment import AugmentConfig
+    from trainer.hparams import HParams
+
+    classes = ("cat", "dog")
+    hp = HParams(class_names=classes, image_size=75, weights="none", dense_units=(16,),
+                 augment=AugmentConfig.off())
+    tf.keras.utils.set_random_seed(0)
+    model = model_lib.build_model(hp)
+    module, signatures = export.build_serving_module(model, transform_output, classes, 75)
+    head = model.get_layer("probability")
+    kernel, bias = head.get_weights()
+    saved: dict[int, Path] = {}
+
+    def write(path: Path, variant: int = 1) -> None:
+        if variant in saved:
+            shutil.copytree(saved[variant], path)
+            return
+        head.set_weights([np.roll(kernel * 100.0, variant - 1, axis=1), bias])
+        tf.saved_model.save(module, str(path), signatures=signatures)
+        saved[variant] = path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def two_versions(export_model, tmp_path_factory) -> tuple[Path, Path]:
+    """Two complete exports (different heads) to publish or serve."""
+    root = tmp_path_factory.mktemp("exports")
+    export_model(root / "a", 1)
+    export_model(root / "b", 2)
+    return root / "a", root / "b"
