@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 IMGPIPE := $(VENV)/bin/imgpipe
 STAMP := $(VENV)/.installed
+# Debian packages the tests use: chromium renders the run report (report_chromium_test.py);
+# strace watches every file the ExampleGen writes (tests/reliability/ingest_paths_test.py).
+TEST_TOOLS := /usr/bin/chromium /usr/bin/strace
 
 # The demo: a base pretrained on six source shapes, transferred to two shapes it never saw.
 DEMO := build/demo
@@ -40,13 +43,20 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint
-	$(PY) -m pytest -q
+test: setup lint $(TEST_TOOLS)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# Installed once, when missing (as root, or through sudo).
+$(TEST_TOOLS):
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium strace >/dev/null
 
 # Benchmarks write JSON and Markdown, with the date and the machine, to benchmarks/results/.
 bench: setup
 	$(PY) benchmarks/ingest.py --output benchmarks/results
 	$(PY) benchmarks/serving.py --output benchmarks/results
+	$(PY) benchmarks/train.py --output benchmarks/results --train-images 400 --eval-images 200 --epochs 3
 
 # The pipeline's container image for Kubeflow/Vertex and Dataflow workers (needs a Docker
 # engine, which these machines do not have). WEIGHTS: an .h5 inside the repository to bake in.

@@ -40,7 +40,7 @@ def _run(data: Path, output: Path, *extra: str) -> dict:
     _imgpipe("run", "--data", str(data), "--output", str(output), "--weights", "none",
              "--image-size", "75", "--epochs", "15", "--batch-size", "16", "--no-augment",
              "--learning-rate", "0.01", "--accuracy-threshold", "0", "--model-name", MODEL,
-             *extra)
+             "--no-report", *extra)
     return json.loads((output / "summary.json").read_text())
 
 

@@ -19,7 +19,7 @@ def _run(data: Path, output: Path, threshold: str) -> dict:
     result = subprocess.run(
         [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
          "--image-size", "75", "--epochs", "1", "--batch-size", "8",
-         "--accuracy-threshold", threshold, "--model-name", MODEL],
+         "--accuracy-threshold", threshold, "--model-name", MODEL, "--no-report"],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads((output / "summary.json").read_text())

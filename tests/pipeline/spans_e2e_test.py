@@ -21,7 +21,7 @@ def _run(data: Path, output: Path, *extra: str) -> dict:
     result = subprocess.run(
         [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
          "--image-size", "75", "--epochs", "1", "--batch-size", "8",
-         "--accuracy-threshold", "0", "--model-name", MODEL, *extra],
+         "--accuracy-threshold", "0", "--model-name", MODEL, "--no-report", *extra],
         capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((output / "summary.json").read_text())
