@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +27,12 @@ def describe(**versions: str) -> dict[str, Any]:
     return {"cpu_model": model, "cores": os.cpu_count(),
             "cores_usable": len(os.sched_getaffinity(0)), "ram_gb": ram_gb,
             "os": platform.platform(), "python": platform.python_version(), **versions}
+
+
+def write_results(output: Path, name: str, result: dict[str, Any], markdown: str) -> None:
+    """Writes OUTPUT/<name>.json and OUTPUT/<name>.md and prints the Markdown."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (output / f"{name}.md").write_text(markdown)
+    print(markdown)
+    sys.stdout.flush()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import io
-import json
 import os
 import queue
 import re
@@ -42,7 +41,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
     sys.path.insert(0, str(PROJECT))
 
-from machine import describe  # noqa: E402  (beside this script, on sys.path when it runs)
+from machine import (  # noqa: E402  (beside this script, on sys.path when it runs)
+    describe,
+    write_results,
+)
 
 import trainer  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -295,11 +297,7 @@ def main() -> None:
     result.update({"date": started.isoformat(timespec="seconds"), "machine": machine(),
                    "model_description": description, "load_average_start": load_start,
                    "load_average_end": [round(x, 2) for x in os.getloadavg()]})
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.output / "serving.md").write_text(markdown(result))
-    print(markdown(result))
-    sys.stdout.flush()
+    write_results(args.output, "serving", result, markdown(result))
     os._exit(0)  # skip TensorFlow's noisy interpreter teardown; everything is written
 
 

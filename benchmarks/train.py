@@ -51,7 +51,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
     sys.path.insert(0, str(PROJECT))
 
-from machine import describe  # noqa: E402  (beside this script, on sys.path when it runs)
+from machine import (  # noqa: E402  (beside this script, on sys.path when it runs)
+    describe,
+    write_results,
+)
 
 import trainer  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -292,8 +295,7 @@ def report_only(output: Path) -> None:
     if "configs" in result:
         rescore_roofline(result)
         result["ratios"] = ratios(result["configs"])
-    (output / "train.json").write_text(json.dumps(result, indent=2) + "\n")
-    (output / "train.md").write_text(markdown(result))
+    write_results(output, "train", result, markdown(result))
 
 
 def ratios(configs: dict[str, Any]) -> dict[str, Any]:
@@ -492,11 +494,7 @@ def main() -> None:
     result.update(load_average_end=load(), targets=TARGETS,
                   machine={**describe(tensorflow=tf.__version__),
                            "cpu_bf16": cpu_supports_bfloat16()})
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "train.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.output / "train.md").write_text(markdown(result))
-    print(markdown(result))
-    sys.stdout.flush()
+    write_results(args.output, "train", result, markdown(result))
     os._exit(0)  # skip TensorFlow's noisy interpreter teardown; everything is written
 
 

@@ -1,19 +1,26 @@
 """Shared test set-up: Keras 2 is chosen before any test imports TensorFlow.
 
 `transform_output` is a real Transform graph (tf.Transform's Beam API) for tests that export or
-serve a model without running the pipeline.
+serve a model without running the pipeline. `image_files` makes image files of every good format
+and every kind of bad file (the ExampleGen's and the reliability tests').
 """
 
 import functools
+import io
 import os
+import struct
+import zlib
+from pathlib import Path
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform.beam as tft_beam  # noqa: E402
+from PIL import Image  # noqa: E402
 from tensorflow_transform import TFTransformOutput  # noqa: E402
 from tensorflow_transform.tf_metadata import (  # noqa: E402
     dataset_metadata,
@@ -44,3 +51,97 @@ def transform_output(tmp_path_factory) -> TFTransformOutput:
         metadata, str(out / "transform_graph" / TFTransformOutput.RAW_METADATA_DIR)
     )
     return TFTransformOutput(str(out / "transform_graph"))
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    """`image` encoded as `fmt` bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def rgb(seed: int, size: tuple[int, int] = (40, 30)) -> Image.Image:
+    """A random RGB image, width x height = size."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with one tiny IDAT: a decompression
+    bomb's shape without its bytes (it must be refused from the header alone)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def animated_gif(seed: int) -> bytes:
+    """A two-frame GIF."""
+    first = rgb(seed).convert("P")
+    second = rgb(seed + 1).convert("P")
+    buffer = io.BytesIO()
+    first.save(buffer, format="GIF", save_all=True, append_images=[second])
+    return buffer.getvalue()
+
+
+GOOD_KINDS = ("jpg", "JPG", "jpeg", "png", "PNG", "bmp", "gif", "cmyk", "gray", "alpha")
+
+
+def good_image(kind: str, seed: int) -> tuple[str, bytes, str]:
+    """(file extension, bytes, expected format) of a usable image of `kind`."""
+    image = rgb(seed)
+    table = {
+        "jpg": ("jpg", encode(image, "JPEG"), "jpeg"),
+        "JPG": ("JPG", encode(image, "JPEG"), "jpeg"),
+        "jpeg": ("jpeg", encode(image, "JPEG"), "jpeg"),
+        "png": ("png", encode(image, "PNG"), "png"),
+        "PNG": ("PNG", encode(image, "PNG"), "png"),
+        "bmp": ("bmp", encode(image, "BMP"), "bmp"),
+        "gif": ("gif", animated_gif(seed), "gif"),
+        "cmyk": ("jpg", encode(image.convert("CMYK"), "JPEG"), "jpeg"),
+        "gray": ("png", encode(image.convert("L"), "PNG"), "png"),
+        "alpha": ("png", encode(image.convert("RGBA"), "PNG"), "png"),
+    }
+    return table[kind]
+
+
+def bad_files() -> dict[str, tuple[bytes, str]]:
+    """File name -> (bytes, expected quarantine kind), one of each bad kind."""
+    jpeg = encode(rgb(99), "JPEG")
+    return {
+        "empty.jpg": (b"", "empty"),
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
+        "header_only.jpg": (jpeg[:100], "undecodable"),
+        "notes.jpg": (b"this is a text file with an image's name\n", "not_an_image"),
+        "bomb.png": (png_header_only(20_000, 20_000), "too_large"),
+        "photo.webp": (encode(rgb(98), "WEBP"), "unsupported"),
+        "mono.bmp": (encode(rgb(97).convert("1"), "BMP"), "undecodable"),
+        "README.txt": (b"about this class\n", "unsupported"),
+    }
+
+
+def write(path: Path, data: bytes) -> None:
+    """Writes `data` to `path`, making folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+class _ImageFiles:
+    """The helpers above, as one fixture (test modules cannot import each other here)."""
+
+    GOOD_KINDS = GOOD_KINDS
+    encode = staticmethod(encode)
+    rgb = staticmethod(rgb)
+    good_image = staticmethod(good_image)
+    bad_files = staticmethod(bad_files)
+    write = staticmethod(write)
+    png_header_only = staticmethod(png_header_only)
+
+
+@pytest.fixture(scope="session")
+def image_files() -> type[_ImageFiles]:
+    """Makers of good and bad image files."""
+    return _ImageFiles

@@ -13,20 +13,15 @@ on hostile names, with the process's file writes watched.
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 SCRIPT = Path(__file__).with_name("example_gen_script.py")
 WRITE_CALLS = ("open", "openat", "creat", "mkdir", "mkdirat", "rename", "renameat", "renameat2",
@@ -41,42 +36,6 @@ CALL = re.compile(r"^(?:\[pid\s+)?\d*\]?\s*(\w+)\((.*)\)\s+=\s+(-?\d+)")
 STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
-def _encode(image: Image.Image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def _rgb(seed: int) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    return Image.fromarray(pixels, "RGB")
-
-
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
-
-
-def _bad_files() -> dict[str, tuple[bytes, str]]:
-    """Name -> (bytes, quarantine kind): one of each kind a file's content can be refused for."""
-    jpeg = _encode(_rgb(99), "JPEG")
-    return {
-        "empty.jpg": (b"", "empty"),
-        "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated"),
-        "header_only.jpg": (jpeg[:100], "undecodable"),
-        "notes.jpg": (b"a text file with an image's name\n", "not_an_image"),
-        "bomb.png": (_png_header_only(20_000, 20_000), "too_large"),
-        "photo.webp": (_encode(_rgb(98), "WEBP"), "unsupported"),
-        "mono.bmp": (_encode(_rgb(97).convert("1"), "BMP"), "undecodable"),
-        "README.txt": (b"about this class\n", "unsupported"),
-    }
-
-
 # Names that try to leave their folder: look-alike slashes and dots, a backslash, a newline.
 ESCAPING_NAMES = ("a\u2215b.jpg", "\uff0e\uff0e\u2215\uff0e\uff0e\u2215escape.jpg",
                   "back\\..\\slash.jpg", "new\nline.jpg",
@@ -84,8 +43,12 @@ ESCAPING_NAMES = ("a\u2215b.jpg", "\uff0e\uff0e\u2215\uff0e\uff0e\u2215escape.jp
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> dict:
+def hostile(tmp_path_factory, image_files) -> dict:
     """The data, what each file should become, and everything the executor wrote."""
+
+    def image(seed: int, fmt: str) -> bytes:
+        return image_files.encode(image_files.rgb(seed), fmt)
+
     root = tmp_path_factory.mktemp("hostile")
     data, outside, out = root / "data", root / "outside", root / "out"
     good: dict[str, str] = {}  # relative path -> class
@@ -93,13 +56,13 @@ def hostile(tmp_path_factory) -> dict:
     for c, name in enumerate(("cats", "dogs")):
         (data / name).mkdir(parents=True)
         for i in range(4):
-            (data / name / f"{i}.jpg").write_bytes(_encode(_rgb(10 * c + i), "JPEG"))
+            (data / name / f"{i}.jpg").write_bytes(image(10 * c + i, "JPEG"))
             good[f"{name}/{i}.jpg"] = name
-        for file_name, (content, kind) in _bad_files().items():
+        for file_name, (content, kind) in image_files.bad_files().items():
             (data / name / file_name).write_bytes(content)
             bad[f"{name}/{file_name}"] = kind
     for i, file_name in enumerate(ESCAPING_NAMES):
-        (data / "cats" / file_name).write_bytes(_encode(_rgb(50 + i), "PNG"))
+        (data / "cats" / file_name).write_bytes(image(50 + i, "PNG"))
         good[f"cats/{file_name}"] = "cats"
     hidden = {".DS_Store": "hidden", "cats/..%2f..%2fevil.jpg": "hidden",
               "cats/..\u2044..\u2044x.jpg": "hidden",
@@ -107,13 +70,13 @@ def hostile(tmp_path_factory) -> dict:
               "cats/sub/deep.jpg": "nested"}
     for relative, kind in hidden.items():
         (data / relative).parent.mkdir(parents=True, exist_ok=True)
-        (data / relative).write_bytes(_encode(_rgb(70), "JPEG"))
+        (data / relative).write_bytes(image(70, "JPEG"))
         bad[relative] = kind
     # Links out of the data folder: a file, and a whole class folder.
     (outside / "more").mkdir(parents=True)
-    (outside / "secret.jpg").write_bytes(_encode(_rgb(80), "JPEG"))
+    (outside / "secret.jpg").write_bytes(image(80, "JPEG"))
     for i in range(3):
-        (outside / "more" / f"{i}.jpg").write_bytes(_encode(_rgb(90 + i), "JPEG"))
+        (outside / "more" / f"{i}.jpg").write_bytes(image(90 + i, "JPEG"))
         good[f"linked/{i}.jpg"] = "linked"
     (data / "dogs" / "link.jpg").symlink_to(outside / "secret.jpg")
     good["dogs/link.jpg"] = "dogs"

@@ -142,7 +142,7 @@ def test_no_component_parameter_is_or_holds_a_secret(cli, tmp_path, write_classe
                                       input_shape=(32, 32, 3)).save_weights(str(weights))
     captured = []
 
-    def capture(config, layout):
+    def capture(config, layout, with_report=True):
         captured.append(config)
         raise AssertionError("captured")  # escapes main: the pipeline does not run
 
