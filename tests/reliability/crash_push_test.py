@@ -156,7 +156,11 @@ def test_kills_landed_inside_publications(kills):
           f"{kills['duration']:.2f} s")
     assert sum(a is None for a in answers) >= KILLS // 3, answers
     assert any(a is not None for a in answers), answers
-    assert kills["duration"] > 0.05  # long enough to be cut in several places
+    # Cut in several places: the delays are spread over the publication's own measured length,
+    # so this holds however fast the disk is (an absolute floor on that length failed on a
+    # machine whose page cache made the copy 0.04 s).
+    cut_at = {o["delay"] for o in kills["observations"] if o["answer"] is None}
+    assert len(cut_at) >= KILLS // 3, cut_at
 
 
 def test_every_visible_version_is_complete_after_every_kill(kills):
