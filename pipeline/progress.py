@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-PROGRESS_LOGGER = "imgpipe.progress"
-INGEST_TOTAL = "imgpipe_ingest_total"
-INGEST_DONE = "imgpipe_ingest_done"
+from trainer.progress import INGEST_DONE, INGEST_TOTAL, PROGRESS_LOGGER, progress_logger
+
+__all__ = ["INGEST_DONE", "INGEST_TOTAL", "PROGRESS_LOGGER", "ProgressHandler",
+           "progress_logger"]
 
 _RUNNING = re.compile(r"^Component (\S+) is running\.$")
 _FINISHED = re.compile(r"^Component (\S+) is finished\.$")
@@ -127,8 +128,3 @@ class ProgressHandler(logging.Handler):
             state = "failed" if failed else "stopped"
             self._write(f"{self._component}: {state} after {seconds:.1f} s")
             self._component = None
-
-
-def progress_logger() -> logging.Logger:
-    """The logger whose records `ProgressHandler` echoes (e.g. the Trainer's epoch lines)."""
-    return logging.getLogger(PROGRESS_LOGGER)

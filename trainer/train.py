@@ -9,10 +9,9 @@ import tensorflow as tf
 
 from trainer import model as model_lib
 from trainer.hparams import HParams
+from trainer.progress import progress_logger
 
 HEAD_LAYER_PREFIXES = ("dense_", "probability")
-# `imgpipe run` echoes this logger's records to the terminal (pipeline/progress.py).
-PROGRESS_LOGGER = "imgpipe.progress"
 
 
 class EpochProgress(tf.keras.callbacks.Callback):
@@ -33,7 +32,7 @@ class EpochProgress(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         values = ", ".join(f"{name} {float(value):.4f}" for name, value in (logs or {}).items())
-        logging.getLogger(PROGRESS_LOGGER).info(
+        progress_logger().info(
             "%sepoch %d/%d (%.1f s): %s", self._stage, epoch + 1, self._epochs,
             time.monotonic() - self._started, values)
 

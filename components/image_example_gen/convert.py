@@ -14,7 +14,6 @@ import bisect
 import dataclasses
 import hashlib
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,12 +22,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from components.image_example_gen.inspect import Unusable, inspect_image
 from components.image_example_gen.report import QuarantinedFile
+from trainer.progress import INGEST_DONE, progress_logger
 
 QUARANTINED = "quarantined"
 # `imgpipe run` echoes this logger's records to the terminal (pipeline/progress.py): the
 # `imgpipe_ingest_done` attribute says how many more files were read since the last record.
 # They reach it when Beam runs in this process (DirectRunner in_memory, the default).
-PROGRESS = logging.getLogger("imgpipe.progress")
+PROGRESS = progress_logger()
 PROGRESS_STEPS = 100  # at most about this many progress records per split
 
 
@@ -80,7 +80,7 @@ class ToExample(beam.DoFn):
         """Reports the files read since the last progress record."""
         if self._unreported:
             PROGRESS.info("read %d more files", self._unreported,
-                          extra={"imgpipe_ingest_done": self._unreported})
+                          extra={INGEST_DONE: self._unreported})
             self._unreported = 0
 
     def setup(self) -> None:

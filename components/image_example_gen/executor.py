@@ -37,6 +37,7 @@ from tfx.utils import proto_utils
 from components.image_example_gen import convert, files
 from components.image_example_gen.report import REPORT_FILE, IngestReport, QuarantinedFile
 from components.image_example_gen.settings import IngestSettings, window_from_exec_properties
+from trainer.progress import INGEST_TOTAL
 
 __all__ = ["Executor", "IngestSettings"]
 
@@ -87,6 +88,11 @@ class Executor(BaseExampleGenExecutor):
         plan: _Plan = exec_properties[_PLAN_KEY]
         input_config, output_config = _configs(exec_properties)
         split_names = utils.generate_output_split_names(input_config, output_config)
+
+        def to_example(pattern: str, splits: convert.HashSplits | None) -> convert.ToExample:
+            return convert.ToExample(plan.class_names, plan.max_pixels, splits,
+                                     len(plan.candidates[pattern]) // convert.PROGRESS_STEPS)
+
         if output_config.split_config.splits:  # one input split, hash-split into the outputs
             buckets = [s.hash_buckets for s in output_config.split_config.splits]
             hash_splits = convert.HashSplits(
@@ -94,19 +100,14 @@ class Executor(BaseExampleGenExecutor):
                 tuple(sum(buckets[: i + 1]) for i in range(len(buckets))))
             (pattern,) = plan.candidates
             return dict(zip(split_names, convert.to_examples(
-                pipeline, "images", plan.candidates[pattern],
-                convert.ToExample(plan.class_names, plan.max_pixels, hash_splits,
-                                  len(plan.candidates[pattern]) // convert.PROGRESS_STEPS),
+                pipeline, "images", plan.candidates[pattern], to_example(pattern, hash_splits),
                 len(split_names), posixpath.join(plan.parts_dir, "split-0")), strict=True))
         result = {}
         for index, (name, split) in enumerate(zip(split_names, input_config.splits,
                                                   strict=True)):
             (result[name],) = convert.to_examples(
-                pipeline, name, plan.candidates[split.pattern],
-                convert.ToExample(plan.class_names, plan.max_pixels, None,
-                                  len(plan.candidates[split.pattern]) // convert.PROGRESS_STEPS),
-                1,
-                posixpath.join(plan.parts_dir, f"split-{index}"))
+                pipeline, name, plan.candidates[split.pattern], to_example(split.pattern, None),
+                1, posixpath.join(plan.parts_dir, f"split-{index}"))
         return result
 
     def _write_examples(self, output_dict: dict[str, list],
@@ -163,7 +164,7 @@ class Executor(BaseExampleGenExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         total = sum(len(listing) for listing in plan.candidates.values())
         convert.PROGRESS.info("ingesting %d images", total,
-                              extra={"imgpipe_ingest_total": total})
+                              extra={INGEST_TOTAL: total})
         self._write_examples(output_dict, {**exec_properties, _PLAN_KEY: plan})
 
         by_content = _read_parts(plan.parts_dir)
