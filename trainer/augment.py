@@ -7,10 +7,12 @@ height_shift_range=0.2, shear_range=0.2, zoom_range=0.2, horizontal_flip=True,
 fill_mode='nearest')`, in the same units: degrees for rotation and shear, fractions of the image
 size for shifts and zoom.
 
-Two differences from ImageDataGenerator, both harmless for square images and symmetric ranges:
-each augmentation is its own layer and resamples the image once (ImageDataGenerator composes one
-affine matrix), and transforms are centred on the true image centre (ImageDataGenerator swaps
-height and width when centring, which only matters for non-square images).
+Rotation, shift, shear and zoom are composed into one matrix and the image is resampled once, as
+ImageDataGenerator does (`RandomAffine`); the flip follows. Two differences from ImageDataGenerator,
+both invisible for square images with the seeds' equal shift ranges: the matrix is centred on the
+true image centre (ImageDataGenerator swaps height and width when centring), and `width_shift`
+moves columns and `height_shift` rows (ImageDataGenerator scales its column shift by the height
+and its row shift by the width).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import tensorflow as tf
 
 from trainer.configs import reject_unknown_keys
 
-# Fixed seed offsets per augmentation, so that turning one off leaves the others' draws unchanged.
-_SEED_OFFSETS = {"flip": 0, "rotation": 1, "translation": 2, "shear": 3, "zoom": 4}
+# Seed offsets per layer. Within `RandomAffine` every parameter is drawn even when its range is 0,
+# so turning one augmentation off leaves the others' draws unchanged.
+_SEED_OFFSETS = {"flip": 0, "affine": 1}
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("nearest", "bilinear")
 
@@ -91,127 +94,163 @@ class AugmentConfig:
         return cls(**config)
 
 
-def shear_matrix(angles: tf.Tensor, image_height: tf.Tensor, image_width: tf.Tensor) -> tf.Tensor:
-    """[N, 8] projective transforms shearing by `angles` (radians) as ImageDataGenerator does.
+def _rows(*entries: tf.Tensor) -> tf.Tensor:
+    """[N, 3, 3] matrices from nine [N] tensors given row by row."""
+    return tf.reshape(tf.stack(entries, axis=1), [-1, 3, 3])
 
-    Each row maps an output pixel (x = column, y = row) to the input pixel it samples, relative to
-    the centre (cx, cy): x' - cx = (x - cx) - sin(a) (y - cy) and y' - cy = cos(a) (y - cy).
-    A vertical line through the centre thus leans with slope dx/dy = sin(a) (its bottom moves
-    right for a > 0), and heights are stretched by 1 / cos(a), exactly as in
-    `apply_affine_transform`'s shear matrix [[1, -sin a, 0], [0, cos a, 0], [0, 0, 1]].
-    `image_width` is unused but kept for symmetry with tf_keras' `get_rotation_matrix`.
+
+def affine_transforms(rotation: tf.Tensor, shift_x: tf.Tensor, shift_y: tf.Tensor,
+                      shear: tf.Tensor, zoom_x: tf.Tensor, zoom_y: tf.Tensor,
+                      image_height: tf.Tensor | int, image_width: tf.Tensor | int) -> tf.Tensor:
+    """[N, 8] projective transforms (`ImageProjectiveTransformV3`'s layout) from per-image [N]
+    parameters: ImageDataGenerator's one composed matrix, rotation @ shift @ shear @ zoom.
+
+    Each matrix maps an output pixel (x = column, y = row) to the input point it samples, relative
+    to the image centre ((W - 1) / 2, (H - 1) / 2), exactly as `apply_affine_transform` builds it:
+    rotation [[cos r, -sin r], [sin r, cos r]], shift (x + shift_x, y + shift_y), shear
+    [[1, -sin s], [0, cos s]] and zoom [[zoom_x, 0], [0, zoom_y]]. Angles are in radians, shifts in
+    pixels; a zoom above 1 samples a larger area, so the content shrinks.
     """
-    del image_width  # The shear moves pixels along rows by an amount set by their row only.
-    angles = tf.cast(angles, tf.float32)
+    rotation, shear = tf.cast(rotation, tf.float32), tf.cast(shear, tf.float32)
+    ones, zeros = tf.ones_like(rotation), tf.zeros_like(rotation)
+    cos_r, sin_r = tf.cos(rotation), tf.sin(rotation)
+    matrix = _rows(cos_r, -sin_r, zeros, sin_r, cos_r, zeros, zeros, zeros, ones)
+    shift = _rows(ones, zeros, tf.cast(shift_x, tf.float32), zeros, ones,
+                  tf.cast(shift_y, tf.float32), zeros, zeros, ones)
+    skew = _rows(ones, -tf.sin(shear), zeros, zeros, tf.cos(shear), zeros, zeros, zeros, ones)
+    scale = _rows(tf.cast(zoom_x, tf.float32), zeros, zeros, zeros, tf.cast(zoom_y, tf.float32),
+                  zeros, zeros, zeros, ones)
+    matrix = matrix @ shift @ skew @ scale
+    center_x = (tf.cast(image_width, tf.float32) - 1.0) / 2.0
     center_y = (tf.cast(image_height, tf.float32) - 1.0) / 2.0
-    sin, cos = tf.sin(angles), tf.cos(angles)
-    ones, zeros = tf.ones_like(angles), tf.zeros_like(angles)
-    return tf.stack([ones, -sin, sin * center_y,
-                     zeros, cos, (1.0 - cos) * center_y,
-                     zeros, zeros], axis=1)
+    # Centred: x_in = M (x_out - c) + c, so the offset becomes c - M[:2, :2] c + M[:2, 2].
+    offset_x = center_x - matrix[:, 0, 0] * center_x - matrix[:, 0, 1] * center_y + matrix[:, 0, 2]
+    offset_y = center_y - matrix[:, 1, 0] * center_x - matrix[:, 1, 1] * center_y + matrix[:, 1, 2]
+    return tf.stack([matrix[:, 0, 0], matrix[:, 0, 1], offset_x,
+                     matrix[:, 1, 0], matrix[:, 1, 1], offset_y, zeros, zeros], axis=1)
 
 
 @tf.keras.utils.register_keras_serializable(package="imgpipe")
-class RandomShear(tf.keras.__internal__.layers.BaseRandomLayer):
-    """Randomly shears images during training, as ImageDataGenerator's `shear_range` does.
+class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
+    """Random rotation, shift, shear and zoom in one resampling, as ImageDataGenerator does.
 
-    Each image gets its own angle drawn uniformly in [-shear_degrees, shear_degrees], in DEGREES:
-    ImageDataGenerator documents `shear_range` as "Shear angle in counter-clockwise direction in
-    degrees" and converts it with `np.deg2rad`, so the seeds' `shear_range=0.2` shears by at most
-    0.2 degrees (the top row of a 150 px image moves by about a quarter of a pixel). See
-    `shear_matrix` for the exact transform. Like tf_keras' random layers, the layer returns its
-    input unchanged when `training` is False, and also when `shear_degrees` is 0.
+    Each image gets its own draws, in ImageDataGenerator's units: a rotation uniform in
+    [-rotation_degrees, rotation_degrees] degrees; shifts uniform in [-width_shift, width_shift]
+    times the width (columns) and [-height_shift, height_shift] times the height (rows); a shear
+    angle uniform in [-shear_degrees, shear_degrees] DEGREES (ImageDataGenerator documents
+    `shear_range` as "Shear angle in counter-clockwise direction in degrees" and converts it with
+    `np.deg2rad`, so the seeds' `shear_range=0.2` shears by at most 0.2 degrees); and per-axis
+    zooms drawn independently in [1 - zoom, 1 + zoom]. `affine_transforms` composes them into one
+    matrix, so the image is interpolated once (chaining a layer per transform, as Keras'
+    RandomRotation, RandomTranslation and RandomZoom would, resamples it four times: four times
+    the work and a blurrier result). Like tf_keras' random layers it returns its input unchanged
+    when `training` is False, and also when every range is 0.
 
     Input and output: float images [N, H, W, C] (or one image [H, W, C]), channels last.
     """
 
-    def __init__(self, shear_degrees: float, fill_mode: str = "nearest",
-                 interpolation: str = "bilinear", seed: int | None = None,
-                 fill_value: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, rotation_degrees: float = 0.0, width_shift: float = 0.0,
+                 height_shift: float = 0.0, shear_degrees: float = 0.0, zoom: float = 0.0,
+                 fill_mode: str = "nearest", interpolation: str = "bilinear",
+                 seed: int | None = None, fill_value: float = 0.0, **kwargs: Any) -> None:
         # force_generator: a tf.random.Generator gives fresh draws on every step inside `fit`'s
         # tf.function, as in tf_keras' own RandomRotation.
         super().__init__(seed=seed, force_generator=True, **kwargs)
-        if not 0.0 <= shear_degrees < 90.0:
-            raise ValueError(f"shear_degrees must be in [0, 90), got {shear_degrees}")
+        ranges = {"rotation_degrees": (rotation_degrees, 180.0, True),
+                  "width_shift": (width_shift, 1.0, False),
+                  "height_shift": (height_shift, 1.0, False),
+                  "shear_degrees": (shear_degrees, 90.0, False), "zoom": (zoom, 1.0, False)}
+        for name, (value, limit, inclusive) in ranges.items():
+            if not (0.0 <= value <= limit if inclusive else 0.0 <= value < limit):
+                closing = "]" if inclusive else ")"
+                raise ValueError(f"{name} must be in [0, {limit:g}{closing}, got {value}")
         if fill_mode not in _FILL_MODES:
             raise ValueError(f"fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}")
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(
                 f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+        self.rotation_degrees = float(rotation_degrees)
+        self.width_shift = float(width_shift)
+        self.height_shift = float(height_shift)
         self.shear_degrees = float(shear_degrees)
+        self.zoom = float(zoom)
         self.fill_mode = fill_mode
         self.interpolation = interpolation
         self.seed = seed
         self.fill_value = fill_value
 
+    @property
+    def active(self) -> bool:
+        """Whether any range is above 0."""
+        return any((self.rotation_degrees, self.width_shift, self.height_shift,
+                    self.shear_degrees, self.zoom))
+
     def call(self, inputs: tf.Tensor, training: bool | tf.Tensor = True) -> tf.Tensor:
-        """Sheared images when training, `inputs` (cast to the compute dtype) otherwise."""
+        """Transformed images when training, `inputs` (cast to the compute dtype) otherwise."""
         inputs = tf.cast(inputs, self.compute_dtype)
-        if self.shear_degrees == 0.0:
+        if not self.active:
             return inputs
         # smart_cond decides in Python for a Python value (None counts as False, as in tf_keras'
         # `if training:`) and builds a tf.cond for a tensor.
         if not tf.is_tensor(training):
             training = bool(training)
         return tf.__internal__.smart_cond.smart_cond(
-            training, lambda: self._shear(inputs), lambda: inputs)
+            training, lambda: self._transform(inputs), lambda: inputs)
 
-    def _shear(self, inputs: tf.Tensor) -> tf.Tensor:
-        """Every image sheared by its own random angle."""
+    def _uniform(self, count: tf.Tensor, limit: float, center: float = 0.0) -> tf.Tensor:
+        """[count] draws uniform in [center - limit, center + limit] (all `center` for limit 0:
+        drawn anyway, so that the other parameters' draws do not depend on this range)."""
+        return self._random_generator.random_uniform(
+            shape=[count], minval=center - limit, maxval=center + limit)
+
+    def _transform(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Every image transformed by its own random matrix."""
         unbatched = inputs.shape.rank == 3
         images = tf.expand_dims(inputs, 0) if unbatched else inputs
         shape = tf.shape(images)
-        limit = float(np.deg2rad(self.shear_degrees))
-        angles = self._random_generator.random_uniform(
-            shape=[shape[0]], minval=-limit, maxval=limit)
+        count, height, width = shape[0], shape[1], shape[2]
+        transforms = affine_transforms(
+            rotation=self._uniform(count, float(np.deg2rad(self.rotation_degrees))),
+            shift_x=self._uniform(count, self.width_shift) * tf.cast(width, tf.float32),
+            shift_y=self._uniform(count, self.height_shift) * tf.cast(height, tf.float32),
+            shear=self._uniform(count, float(np.deg2rad(self.shear_degrees))),
+            zoom_x=self._uniform(count, self.zoom, 1.0),
+            zoom_y=self._uniform(count, self.zoom, 1.0),
+            image_height=height, image_width=width)
         output = tf.raw_ops.ImageProjectiveTransformV3(
-            images=images,
-            transforms=shear_matrix(angles, shape[1], shape[2]),
-            output_shape=shape[1:3],
+            images=images, transforms=transforms, output_shape=shape[1:3],
             fill_value=tf.constant(self.fill_value, tf.float32),
-            fill_mode=self.fill_mode.upper(),
-            interpolation=self.interpolation.upper(),
-        )
+            fill_mode=self.fill_mode.upper(), interpolation=self.interpolation.upper())
         output = tf.squeeze(output, 0) if unbatched else output
         output.set_shape(inputs.shape)
         return output
 
     def compute_output_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
-        """The input's shape: shearing keeps the image size."""
+        """The input's shape: the transform keeps the image size."""
         return tf.TensorShape(input_shape)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, for Keras serialization."""
-        return {**super().get_config(), "shear_degrees": self.shear_degrees,
+        return {**super().get_config(), "rotation_degrees": self.rotation_degrees,
+                "width_shift": self.width_shift, "height_shift": self.height_shift,
+                "shear_degrees": self.shear_degrees, "zoom": self.zoom,
                 "fill_mode": self.fill_mode, "interpolation": self.interpolation,
                 "seed": self.seed, "fill_value": self.fill_value}
 
 
 def build_augmentation(config: AugmentConfig, seed: int) -> tf.keras.Sequential:
-    """The enabled augmentations as one block of layers (empty, so the identity, when all off)."""
-    # Rotation, translation, shear then zoom: applied one after the other, they compose in the
-    # order of ImageDataGenerator's matrix (rotation @ shift @ shear @ zoom). It flips last, but
-    # with every range symmetric the order of the flip does not change the distribution.
+    """The enabled augmentations as one block of layers (empty, so the identity, when all off).
+
+    As in ImageDataGenerator's `random_transform`: the affine transform first (one resampling),
+    then the horizontal flip (exact: pixels are only reordered).
+    """
     layers: list[tf.keras.layers.Layer] = []
+    if config.geometric:
+        layers.append(RandomAffine(
+            rotation_degrees=config.rotation_degrees, width_shift=config.width_shift,
+            height_shift=config.height_shift, shear_degrees=config.shear, zoom=config.zoom,
+            fill_mode="nearest", seed=seed + _SEED_OFFSETS["affine"], name="affine"))
     if config.horizontal_flip:
         layers.append(tf.keras.layers.RandomFlip(
             "horizontal", seed=seed + _SEED_OFFSETS["flip"], name="flip"))
-    if config.rotation_degrees:
-        # RandomRotation's factor is a fraction of a full turn.
-        layers.append(tf.keras.layers.RandomRotation(
-            config.rotation_degrees / 360.0, fill_mode="nearest",
-            seed=seed + _SEED_OFFSETS["rotation"], name="rotation"))
-    if config.width_shift or config.height_shift:
-        layers.append(tf.keras.layers.RandomTranslation(
-            config.height_shift, config.width_shift, fill_mode="nearest",
-            seed=seed + _SEED_OFFSETS["translation"], name="translation"))
-    if config.shear:
-        layers.append(RandomShear(
-            config.shear, fill_mode="nearest", seed=seed + _SEED_OFFSETS["shear"], name="shear"))
-    if config.zoom:
-        # A width_factor of its own draws the two axes' scales independently, as
-        # ImageDataGenerator does (`zx, zy = np.random.uniform(..., 2)`).
-        layers.append(tf.keras.layers.RandomZoom(
-            config.zoom, config.zoom, fill_mode="nearest",
-            seed=seed + _SEED_OFFSETS["zoom"], name="zoom"))
     return tf.keras.Sequential(layers, name="augmentation")

@@ -25,7 +25,7 @@ CPU in float32, so a run's accuracy never depends on which CPU it landed on. XLA
 CPU too.
 
 XLA is refused for models it cannot compile. In TensorFlow 2.16 `ImageProjectiveTransformV3`, the
-op behind Keras' RandomRotation, RandomTranslation and RandomZoom (and `augment.RandomShear`), has
+op behind `augment.RandomAffine` (and Keras' RandomRotation, RandomTranslation and RandomZoom), has
 no XLA kernel on CPU or GPU, so `model.compile(jit_compile=True)` on a model with those layers
 fails at the first `fit` (RandomFlip alone compiles). The caller says so with
 `xla_compatible=False`: 'auto' then resolves to XLA off, and 'on' is a ValueError.

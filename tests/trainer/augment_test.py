@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tf_keras.src.preprocessing.image import apply_affine_transform
 
-from trainer.augment import AugmentConfig, RandomShear, build_augmentation, shear_matrix
+from trainer.augment import AugmentConfig, RandomAffine, affine_transforms, build_augmentation
 
 SIZE = 64
 DRAWS = 64  # images per batch; each gets its own random transform
@@ -96,10 +96,38 @@ def test_off_builds_an_empty_identity_block():
 
 def test_only_enabled_layers_are_built_with_distinct_seeds():
     block = build_augmentation(AugmentConfig(), seed=7)
-    assert [layer.name for layer in block.layers] == [
-        "flip", "rotation", "translation", "shear", "zoom"]
-    assert len({layer.seed for layer in block.layers}) == 5
-    assert [layer.name for layer in build_augmentation(ONLY["zoom"], seed=7).layers] == ["zoom"]
+    # ImageDataGenerator's order: the affine transform, then the flip.
+    assert [layer.name for layer in block.layers] == ["affine", "flip"]
+    assert len({layer.seed for layer in block.layers}) == 2
+    assert [layer.name for layer in build_augmentation(ONLY["zoom"], seed=7).layers] == ["affine"]
+    assert [layer.name for layer in build_augmentation(ONLY["flip"], seed=7).layers] == ["flip"]
+    affine = block.get_layer("affine")
+    assert (affine.rotation_degrees, affine.width_shift, affine.height_shift,
+            affine.shear_degrees, affine.zoom) == (40.0, 0.2, 0.2, 0.2, 0.2)
+
+
+def test_the_seeds_augmentation_resamples_each_image_once():
+    block = build_augmentation(AugmentConfig(), seed=0)
+    graph = tf.function(lambda x: block(x, training=True)).get_concrete_function(
+        tf.TensorSpec([None, SIZE, SIZE, 3], tf.float32)).graph
+    ops = [op.type for op in graph.get_operations()]
+    for function in graph._functions.values():  # the branches of smart_cond's tf.cond
+        ops += [node.op for node in function.definition.node_def]
+    assert ops.count("ImageProjectiveTransformV3") == 1
+
+
+def test_turning_one_range_off_leaves_the_other_draws_unchanged():
+    # A rotation about the centre leaves a centred blob's centre of mass where the shift puts it,
+    # so with the same seed the shifts, and so the centroids, agree only if the rotation's draws
+    # did not displace the shift's.
+    blob = np.zeros((SIZE, SIZE))
+    blob[30:34, 30:34] = 1.0
+    shift = dataclasses.replace(OFF, width_shift=0.2)
+    _, shifted = _centroids(_augment(shift, _batch(blob), seed=3))
+    _, rotated = _centroids(_augment(dataclasses.replace(shift, rotation_degrees=40.0),
+                                     _batch(blob), seed=3))
+    assert np.abs(shifted - 31.5).max() > 0.1 * SIZE
+    np.testing.assert_allclose(rotated, shifted, atol=0.3)
 
 
 # --- inference and training modes ----------------------------------------------------------------
@@ -211,51 +239,91 @@ def test_shear_leans_a_vertical_bar_within_the_range():
     assert (slopes > 0.05).any() and (slopes < -0.05).any()
 
 
-@pytest.mark.parametrize("degrees", [25.0, -25.0, 0.2])
-def test_shear_matrix_matches_image_data_generator(degrees):
+# One composed matrix, checked against ImageDataGenerator's own: rotation, shift x, shift y
+# (pixels), shear (degrees), zoom x, zoom y; its `tx` shifts columns and `ty` rows.
+AFFINE_CASES = [
+    (25.0, 0.0, 0.0, 0.0, 1.0, 1.0),
+    (0.0, 4.0, -3.0, 0.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0, 25.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0, -25.0, 1.0, 1.0),
+    (0.0, 0.0, 0.0, 0.0, 0.85, 1.15),
+    (-30.0, 2.5, 5.0, 0.2, 1.1, 0.9),
+    (40.0, -6.0, 1.0, 12.0, 0.8, 1.2),
+]
+
+
+@pytest.mark.parametrize("rotation, shift_x, shift_y, shear, zoom_x, zoom_y", AFFINE_CASES)
+def test_affine_transforms_match_image_data_generator(rotation, shift_x, shift_y, shear,
+                                                      zoom_x, zoom_y):
     # A smooth image, so that both bilinear resamplings agree to float precision.
     rows, cols = np.mgrid[:48, :48] / 47.0
     image = np.stack([np.sin(3 * rows + 2 * cols), rows * cols, np.cos(4 * cols)], axis=-1)
     image = image.astype(np.float32)
-    expected = apply_affine_transform(image, shear=degrees, row_axis=0, col_axis=1,
+    expected = apply_affine_transform(image, theta=rotation, tx=shift_x, ty=shift_y, shear=shear,
+                                      zx=zoom_x, zy=zoom_y, row_axis=0, col_axis=1,
                                       channel_axis=2, fill_mode="nearest", order=1)
+    transforms = affine_transforms(*(tf.constant([v], tf.float32) for v in (
+        np.deg2rad(rotation), shift_x, shift_y, np.deg2rad(shear), zoom_x, zoom_y)), 48, 48)
     actual = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=shear_matrix(tf.constant([np.deg2rad(degrees)]), 48, 48),
-        output_shape=[48, 48], fill_value=0.0, fill_mode="NEAREST", interpolation="BILINEAR")
+        images=image[None], transforms=transforms, output_shape=[48, 48], fill_value=0.0,
+        fill_mode="NEAREST", interpolation="BILINEAR")
     np.testing.assert_allclose(actual[0], expected, atol=1e-4)
-    assert degrees == 0.2 or np.abs(expected - image).max() > 0.1
+    assert shear == 0.2 or np.abs(expected - image).max() > 0.1
 
 
-def test_zero_shear_is_the_identity_even_in_training():
+def test_affine_transforms_centre_non_square_images_on_their_true_centre():
+    # A half-turn about the true centre maps the image onto itself reversed in both axes.
+    image = np.random.default_rng(0).random((1, 20, 30, 1)).astype(np.float32)
+    transforms = affine_transforms(tf.constant([np.pi]), *(tf.constant([v]) for v in
+                                                           (0.0, 0.0, 0.0, 1.0, 1.0)), 20, 30)
+    actual = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image, transforms=transforms, output_shape=[20, 30], fill_value=0.0,
+        fill_mode="CONSTANT", interpolation="BILINEAR")
+    np.testing.assert_allclose(actual[0], image[0, ::-1, ::-1], atol=1e-4)
+
+
+def test_zero_ranges_are_the_identity_even_in_training():
     images = _noise()
-    np.testing.assert_array_equal(RandomShear(0.0, seed=1)(images, training=True), images)
+    layer = RandomAffine(seed=1)
+    assert not layer.active
+    np.testing.assert_array_equal(layer(images, training=True), images)
 
 
-# --- RandomShear as a Keras layer ----------------------------------------------------------------
+@pytest.mark.parametrize("field, value", [
+    ("rotation_degrees", 181.0), ("width_shift", 1.0), ("height_shift", -0.1),
+    ("shear_degrees", 90.0), ("zoom", 1.0)])
+def test_random_affine_refuses_ranges_out_of_bounds(field, value):
+    with pytest.raises(ValueError, match=field):
+        RandomAffine(**{field: value})
 
 
-def test_random_shear_draws_afresh_on_every_call_inside_a_tf_function():
-    layer = RandomShear(20.0, seed=1)
+# --- RandomAffine as a Keras layer ---------------------------------------------------------------
+
+
+def test_random_affine_draws_afresh_on_every_call_inside_a_tf_function():
+    layer = RandomAffine(shear_degrees=20.0, seed=1)
     augment = tf.function(lambda images: layer(images, training=True))
     images = _noise(4, 32)
     first, second = augment(images).numpy(), augment(images).numpy()
     assert not np.array_equal(first, second)
 
 
-def test_random_shear_serializes():
-    layer = RandomShear(12.5, fill_mode="reflect", seed=3, name="s")
-    assert RandomShear.from_config(layer.get_config()).get_config() == layer.get_config()
+def test_random_affine_serializes():
+    layer = RandomAffine(rotation_degrees=10.0, width_shift=0.1, shear_degrees=12.5,
+                         fill_mode="reflect", seed=3, name="s")
+    assert RandomAffine.from_config(layer.get_config()).get_config() == layer.get_config()
     inputs = tf.keras.Input((32, 32, 3))
     model = tf.keras.Model(inputs, layer(inputs))
     rebuilt = tf.keras.models.model_from_json(model.to_json())
     assert rebuilt.get_layer("s").shear_degrees == 12.5
+    assert rebuilt.get_layer("s").rotation_degrees == 10.0
 
 
 @pytest.mark.parametrize("block", ["shear", "seeds"])
 def test_fit_traces_and_trains_with_the_augmentation(block):
     inputs = tf.keras.Input((32, 32, 3))  # unknown batch size
     if block == "shear":
-        x = RandomShear(20.0, seed=1)(inputs)
+        x = RandomAffine(shear_degrees=20.0, seed=1)(inputs)
     else:
         x = build_augmentation(AugmentConfig(), seed=1)(inputs)
     outputs = tf.keras.layers.Dense(1, activation="sigmoid")(tf.keras.layers.Flatten()(x))
@@ -266,7 +334,8 @@ def test_fit_traces_and_trains_with_the_augmentation(block):
     assert np.isfinite(history.history["loss"][0])
 
 
-def test_random_shear_runs_under_mixed_precision():
-    layer = RandomShear(20.0, seed=1, dtype="mixed_float16")
+def test_random_affine_runs_under_mixed_precision():
+    layer = RandomAffine(rotation_degrees=20.0, shear_degrees=20.0, seed=1,
+                         dtype="mixed_float16")
     out = layer(_noise(2, 32), training=True)
     assert out.dtype == tf.float16 and out.shape == (2, 32, 32, 3)

@@ -83,7 +83,9 @@ def test_a_model_xla_cannot_compile_turns_auto_xla_off_and_refuses_on():
 
 def test_in_graph_rotation_really_cannot_be_xla_compiled():
     """Why `xla_compatible` exists: if a TensorFlow upgrade fixes this, the guard can go."""
-    rotation = tf.keras.layers.RandomRotation(0.1, seed=1)
+    from trainer.augment import RandomAffine
+
+    rotation = RandomAffine(rotation_degrees=10.0, seed=1)
     rotate = tf.function(lambda images: rotation(images, training=True), jit_compile=True)
     with pytest.raises(tf.errors.InvalidArgumentError, match="ImageProjectiveTransformV3"):
         rotate(tf.zeros((1, 8, 8, 3)))
