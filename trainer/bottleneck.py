@@ -14,7 +14,8 @@ features in every epoch, so a full forward pass per image per epoch repeats work
    evaluated as usual, raw image bytes in.
 3. `read_cache` streams the records back from the shard files every epoch (file order shuffled,
    interleaved, then a shuffle buffer bounded in bytes): memory stays bounded whatever the
-   dataset's size.
+   dataset's size. The head's epochs batch them by `hp.head_batch_size` (`cache_batch_size`, by
+   default `batch_size`); the feature extraction always runs at `batch_size`.
 
 On disk a cache is a folder of shard files of fixed-length records, each `feature_dim + 1`
 float32 values (the features, then the label), and `manifest.json`. The float32 features are the
@@ -198,8 +199,9 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
     """Caches the features of the training and eval images, trains `model`'s head on them.
 
     The cache lives in a temporary folder under `cache_root` (the system's temporary folder by
-    default) and is removed afterwards. Returns the history (as `train.fit`'s) and a summary of
-    the two caches.
+    default) and is removed afterwards. The features are extracted in batches of `batch_size`,
+    the head trains on them in batches of `hp.head_batch_size`. Returns the history (as
+    `train.fit`'s) and a summary of the two caches and that batch size.
     """
     if hp.fine_tune_from:
         raise ValueError("the bottleneck cache cannot be used with fine-tuning")
@@ -219,9 +221,11 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
         train_cache = write_cache(extractor, train_images, os.path.join(work, "train"),
                                   hp.cache_augmented_copies)
         eval_cache = write_cache(extractor, eval_images, os.path.join(work, "eval"))
-        logging.info("bottleneck cache: %d training and %d eval records in %.1f s",
-                     train_cache.records, eval_cache.records,
-                     train_cache.seconds + eval_cache.seconds)
-        history = train.fit(head, hp, read_cache(train_cache, hp.batch_size, True, hp.seed),
-                            read_cache(eval_cache, hp.batch_size, False), log_dir, jit_compile)
-    return history, {"train": train_cache.describe(), "eval": eval_cache.describe()}
+        batch_size = hp.head_batch_size
+        logging.info("bottleneck cache: %d training and %d eval records in %.1f s; head epochs "
+                     "in batches of %d", train_cache.records, eval_cache.records,
+                     train_cache.seconds + eval_cache.seconds, batch_size)
+        history = train.fit(head, hp, read_cache(train_cache, batch_size, True, hp.seed),
+                            read_cache(eval_cache, batch_size, False), log_dir, jit_compile)
+    return history, {"train": train_cache.describe(), "eval": eval_cache.describe(),
+                     "batch_size": batch_size}

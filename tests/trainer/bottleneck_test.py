@@ -149,6 +149,43 @@ def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path):
                                1.0 / (1.0 + np.exp(-logits)), rtol=1e-4, atol=1e-6)
 
 
+class _StepCounter(tf.keras.callbacks.Callback):
+    """Counts the training steps, one optimiser update each. (`optimizer.iterations` over-counts
+    on a dataset of unknown length: tf_keras' probing call that meets the end of the data adds
+    one without updating a weight.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps += 1
+
+
+def test_fit_cached_trains_the_head_in_batches_of_the_cache_batch_size(model, tmp_path,
+                                                                     monkeypatch):
+    # 10 records: at the head's batch of 8 an epoch is ceil(10 / 8) = 2 steps (3 at the
+    # extraction's batch of 4).
+    hp = _hparams(epochs=2, batch_size=4, cache_batch_size=8)
+    counter, fed = _StepCounter(), []
+    real_fit, real_callbacks = bottleneck.train.fit, bottleneck.train.callbacks
+
+    def fit(head, hp, train_data, *args, **kwargs):
+        fed.append([int(labels.shape[0]) for _, labels in train_data])
+        return real_fit(head, hp, train_data, *args, **kwargs)
+
+    monkeypatch.setattr(bottleneck.train, "fit", fit)
+    monkeypatch.setattr(bottleneck.train, "callbacks",
+                        lambda *args: [*real_callbacks(*args), counter])
+    train_file = _write_examples(tmp_path / "train.gz", *_images(10, seed=1))
+    eval_file = _write_examples(tmp_path / "eval.gz", *_images(4, seed=2))
+    history, caches = bottleneck.fit_cached(model, hp, [train_file], [eval_file],
+                                            str(tmp_path / "logs"), cache_root=str(tmp_path))
+    assert caches["train"]["records"] == 10 and caches["batch_size"] == 8
+    assert fed == [[8, 2]]
+    assert len(history["loss"]) == 2 and counter.steps == -(-10 // 8) * 2
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--bottleneck-cache", "on", "--fine-tune-from", "mixed6"],
      "--bottleneck-cache on trains the head on stored features of the frozen base, which "
@@ -156,6 +193,9 @@ def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path):
     (["--cache-augmented-copies", "2"], "--cache-augmented-copies 2 needs --bottleneck-cache on"),
     (["--bottleneck-cache", "on", "--cache-augmented-copies", "2", "--no-augment"],
      "--cache-augmented-copies 2 needs augmentation; drop --no-augment or the copies"),
+    (["--cache-batch-size", "128"], "--cache-batch-size 128 needs --bottleneck-cache on"),
+    (["--bottleneck-cache", "on", "--cache-batch-size", "-1"],
+     "--cache-batch-size -1 must be at least 0"),
 ])
 def test_the_flags_refuse_the_cache_with_fine_tuning_in_one_line(flags, message):
     @click.command()
@@ -173,12 +213,14 @@ def test_the_flags_turn_the_cache_on():
     @model_options
     def command(**options):
         hp = hparams_from_options(("a", "b"), "none", options)
-        click.echo(f"{hp.bottleneck_cache} {hp.cache_augmented_copies}")
+        click.echo(f"{hp.bottleneck_cache} {hp.cache_augmented_copies} {hp.cache_batch_size} "
+                   f"{hp.head_batch_size}")
 
-    assert CliRunner().invoke(command, []).output == "False 0\n"
+    assert CliRunner().invoke(command, []).output == "False 0 0 32\n"
     result = CliRunner().invoke(command, ["--bottleneck-cache", "on",
-                                          "--cache-augmented-copies", "4"])
-    assert result.output == "True 4\n"
+                                          "--cache-augmented-copies", "4",
+                                          "--cache-batch-size", "128"])
+    assert result.output == "True 4 128 128\n"
 
 
 def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_output, tmp_path):

@@ -1,5 +1,6 @@
 """Hyperparameters survive the trip through `custom_config` and refuse nonsense."""
 
+import dataclasses
 import json
 
 import pytest
@@ -28,6 +29,8 @@ def test_round_trip_through_json():
     ({"bottleneck_cache": True, "fine_tune_from": "mixed6"}, "fine-tuning would change"),
     ({"cache_augmented_copies": 2}, "needs the bottleneck cache on"),
     ({"bottleneck_cache": True, "cache_augmented_copies": -1}, "at least 0"),
+    ({"bottleneck_cache": True, "cache_batch_size": -1}, "cache_batch_size must be at least 0"),
+    ({"cache_batch_size": 128}, "cache_batch_size needs the bottleneck cache on"),
     ({"bottleneck_cache": True, "cache_augmented_copies": 2, "augment": AugmentConfig.off()},
      "needs augmentation on"),
 ])
@@ -50,9 +53,19 @@ def test_xla_is_allowed_when_only_the_flip_is_on():
 
 
 def test_the_cache_settings_round_trip_and_old_configs_default_to_no_cache():
-    hp = HParams(class_names=("a", "b"), bottleneck_cache=True, cache_augmented_copies=3)
-    assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp
+    hp = HParams(class_names=("a", "b"), bottleneck_cache=True, cache_augmented_copies=3,
+                 cache_batch_size=256)
+    restored = HParams.from_config(json.loads(json.dumps(hp.to_config())))
+    assert restored == hp and restored.head_batch_size == 256
     old = HParams(class_names=("a", "b")).to_config()
-    del old["bottleneck_cache"], old["cache_augmented_copies"]
+    del old["bottleneck_cache"], old["cache_augmented_copies"], old["cache_batch_size"]
     restored = HParams.from_config(old)
     assert not restored.bottleneck_cache and restored.cache_augmented_copies == 0
+    assert restored.cache_batch_size == 0
+
+
+def test_the_head_batch_size_is_the_batch_size_unless_the_cache_sets_its_own():
+    assert HParams(class_names=("a", "b"), batch_size=16).head_batch_size == 16
+    cached = HParams(class_names=("a", "b"), batch_size=16, bottleneck_cache=True)
+    assert cached.head_batch_size == 16
+    assert dataclasses.replace(cached, cache_batch_size=64).head_batch_size == 64
