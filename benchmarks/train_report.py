@@ -59,13 +59,25 @@ def markdown(result: dict[str, Any]) -> str:
             ("cache head epoch / full pass epoch (no augmentation)", r.get("cache_head_speedup"),
              f"≥ {TARGETS['cache_head_speedup']}", True, TARGETS["cache_head_speedup"]),
             ("cache accuracy gap to the uncached path (points)",
-             r.get("cache_accuracy_gap_points"), "≤ 1", False, 1.0)]
+             r.get("cache_accuracy_gap_points"), "≤ 1", False, 1.0),
+            ("cache at head batch 256: head epoch / full pass epoch",
+             r.get("cache_head_speedup_b256"), f"≥ {TARGETS['cache_head_speedup']}", True,
+             TARGETS["cache_head_speedup"]),
+            ("cache at head batch 256: accuracy gap to the uncached path (points)",
+             r.get("cache_accuracy_gap_points_b256"), "≤ 1", False, 1.0)]
     for name, fraction in r.get("roofline", {}).items():
         rows.append((f"roofline, {name}", fraction, f"≥ {TARGETS['roofline']}", True,
                      TARGETS["roofline"]))
     for label, value, target, higher, bound in rows:
         lines.append(f"| {label} | {value if value is not None else '-'} | {target} | "
                      f"{verdict(value, bound, higher)} |")
+    if r.get("cache_flop_bound"):
+        lines += ["", f"The cache removes the base's forward pass and keeps the head's: the full "
+                  f"pass costs {r['cache_flop_bound']}× the head's FLOPs per image, so at equal "
+                  "efficiency that is the most a head epoch can gain. Per step the head also "
+                  "reads and updates all 38.5 M parameters of its Dense(1024) kernel (forward, "
+                  "gradient, RMSprop), a cost paid per batch, not per image: larger head batches "
+                  "amortize it."]
     lines += ["", f"Matrix product 4096², GFLOP/s at the start: {result.get('matmul_gflops')}; "
               f"at the end: {result.get('matmul_gflops_end')}. The roofline divides by the "
               "higher of the two (the lower one measures other jobs' load).", "",
