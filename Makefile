@@ -56,7 +56,7 @@ $(TEST_TOOLS):
 bench: setup
 	$(PY) benchmarks/ingest.py --output benchmarks/results
 	$(PY) benchmarks/serving.py --output benchmarks/results
-	$(PY) benchmarks/train.py --output benchmarks/results --train-images 400 --eval-images 200 --epochs 3
+	$(PY) benchmarks/train.py --output benchmarks/results --train-images 400 --eval-images 200 --epochs 5 --end-to-end
 
 # The pipeline's container image for Kubeflow/Vertex and Dataflow workers (needs a Docker
 # engine, which these machines do not have). WEIGHTS: an .h5 inside the repository to bake in.
