@@ -29,8 +29,27 @@ from trainer.configs import reject_unknown_keys
 # Seed offsets per layer. Within `RandomAffine` every parameter is drawn even when its range is 0,
 # so turning one augmentation off leaves the others' draws unchanged.
 _SEED_OFFSETS = {"flip": 0, "affine": 1}
+# The ranges' upper bounds, and whether they are allowed: past 180 degrees a rotation range repeats
+# itself; a shift of a whole image or a zoom of 1 (scale 0) leaves nothing of it; a 90-degree
+# shear is singular.
+_LIMITS = {"rotation_degrees": (180.0, True), "width_shift": (1.0, False),
+           "height_shift": (1.0, False), "shear": (90.0, False), "zoom": (1.0, False)}
 _FILL_MODES = ("reflect", "wrap", "constant", "nearest")
 _INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def check_range(name: str, value: Any, label: str | None = None) -> None:
+    """Raises ValueError unless `value` is a finite number in [0, limit] of range `name`
+    (`_LIMITS`; the limit itself only where it is allowed). `label` names it in the message."""
+    label = label or name
+    limit, inclusive = _LIMITS[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{label} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{label} must be a finite number >= 0, got {value}")
+    if value > limit or (value == limit and not inclusive):
+        bound = "at most" if inclusive else "less than"
+        raise ValueError(f"{label} must be {bound} {limit:g}, got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,19 +71,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.horizontal_flip, bool):
             raise ValueError(f"horizontal_flip must be a bool, got {self.horizontal_flip!r}")
-        # Upper bounds: past 180 degrees a rotation range repeats itself; a shift of a whole
-        # image or a zoom of 1 (scale 0) leaves nothing of it; a 90-degree shear is singular.
-        limits = {"rotation_degrees": (180.0, True), "width_shift": (1.0, False),
-                  "height_shift": (1.0, False), "shear": (90.0, False), "zoom": (1.0, False)}
-        for name, (limit, inclusive) in limits.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-            if value > limit or (value == limit and not inclusive):
-                bound = "at most" if inclusive else "less than"
-                raise ValueError(f"{name} must be {bound} {limit:g}, got {value}")
+        for name in _LIMITS:
+            check_range(name, getattr(self, name))
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -156,14 +164,11 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
         # force_generator: a tf.random.Generator gives fresh draws on every step inside `fit`'s
         # tf.function, as in tf_keras' own RandomRotation.
         super().__init__(seed=seed, force_generator=True, **kwargs)
-        ranges = {"rotation_degrees": (rotation_degrees, 180.0, True),
-                  "width_shift": (width_shift, 1.0, False),
-                  "height_shift": (height_shift, 1.0, False),
-                  "shear_degrees": (shear_degrees, 90.0, False), "zoom": (zoom, 1.0, False)}
-        for name, (value, limit, inclusive) in ranges.items():
-            if not (0.0 <= value <= limit if inclusive else 0.0 <= value < limit):
-                closing = "]" if inclusive else ")"
-                raise ValueError(f"{name} must be in [0, {limit:g}{closing}, got {value}")
+        check_range("rotation_degrees", rotation_degrees)
+        check_range("width_shift", width_shift)
+        check_range("height_shift", height_shift)
+        check_range("shear", shear_degrees, "shear_degrees")
+        check_range("zoom", zoom)
         if fill_mode not in _FILL_MODES:
             raise ValueError(f"fill_mode must be one of {_FILL_MODES}, got {fill_mode!r}")
         if interpolation not in _INTERPOLATIONS:
