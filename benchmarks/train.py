@@ -276,7 +276,8 @@ def measure(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
         description, run, precision = plan[name]
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {description}", flush=True)
         before = load()
-        results[name] = summarise(name, description, run(), images, peaks[precision], before)
+        results[name] = {**summarise(name, description, run(), images, peaks[precision],
+                                     before), "precision": precision}
         print(json.dumps({k: v for k, v in results[name].items()
                           if k in ("images_per_s", "accuracy", "epoch_seconds")}), flush=True)
     end = {"float32": matmul_gflops(tf.float32),
@@ -287,13 +288,25 @@ def measure(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
             "head_epochs": args.head_epochs, "gpus": len(gpus)}
 
 
+def config_precision(config: dict[str, Any], start: dict[str, float],
+                     end: dict[str, float]) -> str:
+    """The precision a configuration ran in. Results written before configurations recorded it
+    are matched by their peak, which is the start rate or, once re-scored, the higher of the
+    start and end rates (matching only the start sent a re-scored bfloat16 run to float32)."""
+    if "precision" in config:
+        return config["precision"]
+    for precision, rate in start.items():
+        if config["matmul_gflops"] in (rate, max(rate, end.get(precision, 0.0))):
+            return precision
+    return "float32"
+
+
 def rescore_roofline(measured: dict[str, Any]) -> None:
     """Roofline fractions against the higher of the start and end matrix-product rates: on a
     shared machine the lower one is another job's load, not the hardware's limit."""
     start, end = measured["matmul_gflops"], measured.get("matmul_gflops_end", {})
     for config in measured["configs"].values():
-        precision = next((p for p, v in start.items() if v == config["matmul_gflops"]),
-                         "float32")
+        precision = config_precision(config, start, end)
         peak = max(start[precision], end.get(precision, 0.0))
         config["matmul_gflops"] = peak
         config["roofline_fraction"] = round(config["achieved_gflops"] / peak, 3)
@@ -326,15 +339,16 @@ def ratios(configs: dict[str, Any]) -> dict[str, Any]:
         out["mixed_vs_recipe"] = round(rate("mixed") / rate("recipe"), 3)
         out["mixed_vs_ours"] = round(rate("mixed") / rate("ours"), 3) if rate("ours") else None
         out["mixed_accuracy_gap_points"] = accuracy_gap("mixed", "ours")
-    for cache, suffix in (("cache", ""), ("cache_b256", "_b256")):
-        if rate(cache) and rate("ours_noaug"):
-            out[f"cache_head_speedup{suffix}"] = round(rate(cache) / rate("ours_noaug"), 2)
-            out[f"cache_accuracy_gap_points{suffix}"] = accuracy_gap(cache, "ours_noaug")
-            # The most the cache can save at equal efficiency: the full pass's FLOPs over the
-            # head's (the base's forward pass is what the cache removes).
-            out["cache_flop_bound"] = round(
-                configs["ours_noaug"]["flops_per_image"]["total"]
-                / configs[cache]["flops_per_image"]["total"], 1)
+    cached = [(name, suffix) for name, suffix in (("cache", ""), ("cache_b256", "_b256"))
+              if rate(name) and rate("ours_noaug")]
+    for cache, suffix in cached:
+        out[f"cache_head_speedup{suffix}"] = round(rate(cache) / rate("ours_noaug"), 2)
+        out[f"cache_accuracy_gap_points{suffix}"] = accuracy_gap(cache, "ours_noaug")
+    if cached:
+        # The most the cache can save at equal efficiency: the full pass's FLOPs over the head's
+        # (the base's forward pass is what the cache removes); the same for every head batch.
+        out["cache_flop_bound"] = round(configs["ours_noaug"]["flops_per_image"]["total"]
+                                        / configs[cached[0][0]]["flops_per_image"]["total"], 1)
     out["roofline"] = {name: c["roofline_fraction"] for name, c in configs.items()}
     return out
 
