@@ -198,13 +198,13 @@ def run_ours(data: dict[str, Any], hp) -> dict[str, Any]:
     tf.keras.utils.set_random_seed(hp.seed)
     with devices.devices_applied(plan) as strategy:
         with strategy.scope():
-            model = model_lib.build_model(hp, jit_compile=plan.jit_compile)
+            model = model_lib.build_model(hp, compilation=plan.compilation)
         timer = EpochTimer()
         if hp.bottleneck_cache:
             with strategy.scope():
                 head = bottleneck.head_model(model)
                 model_lib.compile_model(head, hp.num_classes, hp.learning_rate,
-                                        plan.jit_compile)
+                                        plan.compilation)
             with tempfile.TemporaryDirectory(prefix="bottleneck-bench-") as work:
                 images = data_lib.make_dataset(data["train"], SIZE, BATCH, True, hp.seed)
                 info = bottleneck.write_cache(bottleneck.feature_model(model), images,
@@ -212,7 +212,7 @@ def run_ours(data: dict[str, Any], hp) -> dict[str, Any]:
                 head.fit(bottleneck.read_cache(info, hp.head_batch_size, True, hp.seed),
                          epochs=hp.epochs,
                          callbacks=[timer], verbose=0)
-            result.update(cache_seconds=info.seconds, cache_bytes=info.records * info.record_bytes,
+            result.update(cache_seconds=info.seconds, cache_bytes=info.bytes,
                           head_flops=training_flops(head))
         else:
             train_data = data_lib.make_dataset(data["train"], SIZE, BATCH, True, hp.seed)

@@ -64,20 +64,27 @@ def unfreeze_from(base: tf.keras.Model, layer_name: str) -> int:
 
 
 def compile_model(model: tf.keras.Model, num_classes: int, learning_rate: float,
-                  jit_compile: bool = False) -> None:
-    """RMSprop, cross-entropy and accuracy; call again after changing any `trainable` flag."""
+                  compilation: devices.Compilation = devices.NO_XLA) -> None:
+    """RMSprop, cross-entropy and accuracy; call again after changing any `trainable` flag.
+
+    `compilation.xla_update` compiles RMSprop's update with XLA (one fused pass over each
+    variable, see `trainer.devices`); tf_keras would reset it to False without a GPU, so it is
+    set on the optimizer after construction.
+    """
     if num_classes == 2:
         loss = "binary_crossentropy"
         accuracy = tf.keras.metrics.BinaryAccuracy(name="accuracy")
     else:
         loss = "sparse_categorical_crossentropy"
         accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=learning_rate),
-                  loss=loss, metrics=[accuracy], jit_compile=jit_compile)
+    optimizer = tf.keras.optimizers.RMSprop(learning_rate=learning_rate)
+    optimizer.jit_compile = compilation.xla_update or compilation.jit_compile
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy],
+                  jit_compile=compilation.jit_compile)
 
 
 def build_model(hp: HParams, base: tf.keras.Model | None = None,
-                jit_compile: bool = False) -> tf.keras.Model:
+                compilation: devices.Compilation = devices.NO_XLA) -> tf.keras.Model:
     """The whole classifier, compiled: uint8 images [N, S, S, 3] in, class probabilities out.
 
     Two classes get one sigmoid unit (the probability of `class_names[1]`); more get a softmax.
@@ -105,7 +112,7 @@ def build_model(hp: HParams, base: tf.keras.Model | None = None,
     outputs = tf.keras.layers.Dense(units, activation=activation, dtype=devices.OUTPUT_DTYPE,
                                     name="probability")(x)
     model = tf.keras.Model(images, outputs, name="image_classifier")
-    compile_model(model, hp.num_classes, hp.learning_rate, jit_compile)
+    compile_model(model, hp.num_classes, hp.learning_rate, compilation)
     return model
 
 

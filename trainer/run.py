@@ -59,7 +59,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info("devices: %s", plan.describe())
     with devices.devices_applied(plan) as strategy:
         with strategy.scope():
-            model = model_lib.build_model(hp, jit_compile=plan.jit_compile)
+            model = model_lib.build_model(hp, compilation=plan.compilation)
         if hp.warm_start and fn_args.base_model:
             record["warm_start_from"] = fn_args.base_model
             record["warm_started_weights"] = train.warm_start(model, fn_args.base_model)
@@ -68,14 +68,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         if hp.bottleneck_cache:
             history, record["bottleneck_cache"] = bottleneck.fit_cached(
                 model, hp, fn_args.train_files, fn_args.eval_files, fn_args.model_run_dir,
-                strategy=strategy, jit_compile=plan.jit_compile)
+                strategy=strategy, compilation=plan.compilation)
         else:
             train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
                                            shuffle=True, seed=hp.seed)
             eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
                                           shuffle=False)
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
-                                jit_compile=plan.jit_compile)
+                                compilation=plan.compilation)
         tf.io.gfile.makedirs(fn_args.model_run_dir)
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
             json.dump({"history": history, **record}, f, indent=1)

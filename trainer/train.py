@@ -7,6 +7,7 @@ import time
 
 import tensorflow as tf
 
+from trainer import devices
 from trainer import model as model_lib
 from trainer.hparams import HParams
 from trainer.progress import progress_logger
@@ -68,7 +69,8 @@ def warm_start(model: tf.keras.Model, saved_model_dir: str) -> list[str]:
 
 
 def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: tf.data.Dataset,
-        log_dir: str, jit_compile: bool = False) -> dict[str, list[float]]:
+        log_dir: str, compilation: devices.Compilation = devices.NO_XLA
+        ) -> dict[str, list[float]]:
     """Trains the head, then fine-tunes from `hp.fine_tune_from` if set; returns the history."""
     steps = hp.steps_per_epoch
     train_data = train.repeat() if steps else train
@@ -80,7 +82,7 @@ def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: 
         base = model_lib.get_base(model)
         model_lib.unfreeze_from(base, hp.fine_tune_from)
         # Changing `trainable` takes effect only when the model is compiled again.
-        model_lib.compile_model(model, hp.num_classes, hp.fine_tune_learning_rate, jit_compile)
+        model_lib.compile_model(model, hp.num_classes, hp.fine_tune_learning_rate, compilation)
         done = len(merged.get("loss", []))
         more = model.fit(train_data, epochs=done + hp.fine_tune_epochs, initial_epoch=done,
                          steps_per_epoch=steps, validation_data=validation,

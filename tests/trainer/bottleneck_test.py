@@ -41,10 +41,13 @@ def _dataset(images: np.ndarray, labels: np.ndarray, batch: int = 4) -> tf.data.
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch)
 
 
-def _read_all(info: bottleneck.CacheInfo, shuffle: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    features, labels = zip(*[(f.numpy(), y.numpy())
-                             for f, y in bottleneck.read_cache(info, 4, shuffle=shuffle)],
-                           strict=True)
+def _read_all(info: bottleneck.CacheInfo, shuffle: bool = False,
+              memory_bytes: int = bottleneck.MEMORY_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    return _epoch(bottleneck.read_cache(info, 4, shuffle=shuffle, memory_bytes=memory_bytes))
+
+
+def _epoch(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    features, labels = zip(*[(f.numpy(), y.numpy()) for f, y in dataset], strict=True)
     return np.concatenate(features), np.concatenate(labels)
 
 
@@ -105,19 +108,47 @@ def test_the_reader_streams_from_the_shard_files(model, tmp_path, monkeypatch):
     info = bottleneck.write_cache(extractor, _dataset(images, labels), str(tmp_path))
     assert len(info.shards) == 4 and all(Path(s).is_file() for s in info.shards)
     assert sum(Path(s).stat().st_size for s in info.shards) == 10 * record_bytes
-    in_order, _ = _read_all(info)
-    shuffled, shuffled_labels = _read_all(info, shuffle=True)
+    in_order, _ = _read_all(info, memory_bytes=0)
+    shuffled, shuffled_labels = _read_all(info, shuffle=True, memory_bytes=0)
     order = np.lexsort(shuffled.T[:5])
     np.testing.assert_array_equal(shuffled[order], in_order[np.lexsort(in_order.T[:5])])
     assert sorted(shuffled_labels) == sorted(labels)
     # The dataset holds file names, not features: rewriting the files changes what it yields.
-    dataset = bottleneck.read_cache(info, 4, shuffle=False)
+    dataset = bottleneck.read_cache(info, 4, shuffle=False, memory_bytes=info.bytes - 1)
     other, _ = _images(10, seed=5)
     bottleneck.write_cache(extractor, _dataset(other, labels), str(tmp_path))
     rewritten = np.concatenate([f.numpy() for f, _ in dataset])
     np.testing.assert_allclose(rewritten, extractor(other, training=False).numpy(), rtol=1e-5,
                                atol=1e-7)
     assert not np.allclose(rewritten, in_order)
+
+
+def test_a_cache_within_the_memory_bound_is_read_once_and_reshuffled_each_epoch(model, tmp_path,
+                                                                             monkeypatch):
+    record_bytes = (3 * 3 * 768 + 1) * 4
+    monkeypatch.setattr(bottleneck, "SHARD_BYTES", 3 * record_bytes)  # 4 shards, as above
+    extractor = bottleneck.feature_model(model)
+    images, labels = _images(10)
+    info = bottleneck.write_cache(extractor, _dataset(images, labels), str(tmp_path))
+    assert info.bytes == 10 * record_bytes and info.describe()["in_memory"]
+    streamed = _read_all(info, memory_bytes=0)
+    in_memory = _read_all(info, memory_bytes=info.bytes)
+    for a, b in zip(streamed, in_memory, strict=True):  # the same records in the same order
+        np.testing.assert_array_equal(a, b)
+    dataset = bottleneck.read_cache(info, 4, shuffle=True, memory_bytes=info.bytes)
+    index = {row.tobytes(): i for i, row in enumerate(streamed[0])}
+    assert len(index) == 10  # the records are distinct, so each epoch's order can be read back
+    orders = []
+    for features, read_labels in (_epoch(dataset) for _ in range(3)):
+        order = [index[row.tobytes()] for row in features]
+        assert sorted(order) == list(range(10))  # every record once per epoch
+        np.testing.assert_array_equal(read_labels, streamed[1][order])  # with its own label
+        orders.append(tuple(order))
+    assert len(set(orders)) > 1  # a new permutation each epoch
+    # The dataset holds the features themselves: the files can go.
+    for shard in info.shards:
+        Path(shard).unlink()
+    assert sorted(index[row.tobytes()] for row in _epoch(dataset)[0]) == list(range(10))
 
 
 def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path):

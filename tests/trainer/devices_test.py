@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from trainer import devices
+from trainer import model as model_lib
 from trainer.devices import DeviceConfig, DevicePlan, plan_devices
 
 NO_GPU: list[str] = []
@@ -26,7 +27,8 @@ def float32_policy_after_each_test():
 # The decision: pure, tested with fake lists of GPU names.
 
 @pytest.mark.parametrize("gpu_names,expected,description", [
-    (NO_GPU, ("float32", False, "default"), "CPU: float32, XLA off, default strategy"),
+    (NO_GPU, ("float32", False, "default"),
+     "CPU: float32, XLA for the optimizer update, default strategy"),
     (ONE_GPU, ("mixed_float16", True, "default"), "1 GPU: mixed_float16, XLA on, default strategy"),
     (TWO_GPUS, ("mixed_float16", True, "mirrored"),
      "2 GPUs: mixed_float16, XLA on, MirroredStrategy"),
@@ -79,6 +81,49 @@ def test_a_model_xla_cannot_compile_turns_auto_xla_off_and_refuses_on():
     assert not plan_devices(DeviceConfig(xla="off"), TWO_GPUS, xla_compatible=False).jit_compile
     with pytest.raises(ValueError, match="XLA cannot compile"):
         plan_devices(DeviceConfig(xla="on"), TWO_GPUS, xla_compatible=False)
+
+
+@pytest.mark.parametrize("config,gpu_names,xla_compatible,expected", [
+    (DeviceConfig(), NO_GPU, True, (False, True)),
+    # Augmentation keeps XLA off the step, not off the update: the update has no such op.
+    (DeviceConfig(), TWO_GPUS, False, (False, True)),
+    (DeviceConfig(), ONE_GPU, True, (True, True)),
+    (DeviceConfig(xla="on"), NO_GPU, True, (True, True)),
+    (DeviceConfig(xla="off"), NO_GPU, True, (False, False)),
+    (DeviceConfig(xla="off"), TWO_GPUS, True, (False, False)),
+])
+def test_the_optimizer_update_is_compiled_unless_xla_is_off(config, gpu_names, xla_compatible,
+                                                            expected):
+    plan = plan_devices(config, gpu_names, xla_compatible=xla_compatible)
+    assert (plan.jit_compile, plan.xla_update) == expected
+    assert plan.compilation == devices.Compilation(*expected)
+
+
+def _train_small(compilation: devices.Compilation) -> tuple[list[np.ndarray], tf.keras.Model]:
+    tf.keras.utils.set_random_seed(0)
+    model, _ = _small_model(None)
+    model_lib.compile_model(model, 2, 1e-2, compilation)
+    model.initial = model.get_weights()
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    return model.get_weights(), model
+
+
+def test_compile_model_compiles_rmsprops_update_with_xla_on_the_cpu_with_the_same_result():
+    """tf_keras resets `jit_compile` without a GPU; `compile_model` turns it back on, the
+    XLA-compiled update really runs, and training ends where the unfused update ends."""
+    fused, model = _train_small(devices.Compilation(xla_update=True))
+    assert model.optimizer.jit_compile
+    assert model.optimizer._update_step_xla.experimental_get_tracing_count() > 0
+    plain, model = _train_small(devices.Compilation())
+    assert not model.optimizer.jit_compile
+    assert model.optimizer._update_step_xla.experimental_get_tracing_count() == 0
+    assert tf.keras.optimizers.RMSprop(jit_compile=True).jit_compile is bool(
+        devices.visible_gpus())  # what tf_keras does by itself
+    for a, b in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fused[0], model.initial[0], atol=1e-3)  # it trained
 
 
 def test_in_graph_rotation_really_cannot_be_xla_compiled():
