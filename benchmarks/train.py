@@ -75,6 +75,16 @@ DATA = PROJECT / "build" / "bench-data" / "train"
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 
 
+def cache_configs(mixed: str) -> dict[str, tuple[int, str, str]]:
+    """The cache's configurations: name -> (head batch, 0 for BATCH; precision; the uncached
+    configuration in that precision, its baseline)."""
+    return {"cache": (0, "float32", "ours_noaug"), "cache_b256": (256, "float32", "ours_noaug"),
+            "cache_mixed_b256": (256, mixed, "mixed_noaug")}
+
+
+CACHE_BASELINES = {name: baseline for name, (_, _, baseline) in cache_configs("").items()}
+
+
 def load() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [round(x, 2) for x in os.getloadavg()]
@@ -213,9 +223,11 @@ def run_ours(data: dict[str, Any], hp) -> dict[str, Any]:
                          epochs=hp.epochs,
                          callbacks=[timer], verbose=0)
             result.update(cache_seconds=info.seconds, cache_bytes=info.bytes,
+                          cache_in_memory=info.describe()["in_memory"],
                           head_flops=training_flops(head))
         else:
-            train_data = data_lib.make_dataset(data["train"], SIZE, BATCH, True, hp.seed)
+            train_data = data_lib.make_dataset(data["train"], SIZE, BATCH, True, hp.seed,
+                                               memory_bytes=data_lib.MEMORY_BYTES)
             model.fit(train_data, epochs=hp.epochs, callbacks=[timer], verbose=0)
         _, accuracy = model.evaluate(eval_data, verbose=0)
     result.update(model=model, seconds=timer.seconds, accuracy=float(accuracy))
@@ -262,15 +274,19 @@ def measure(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
                                                           "float32")), "float32"),
         "mixed": (f"Trainer, augmentation on, {mixed}",
                   lambda: run_ours(data, our_hparams(weights, args.epochs, True, mixed)), mixed),
-        "cache": ("Trainer with the bottleneck cache (no augmentation), float32: head epochs",
-                  lambda: run_ours(data, our_hparams(weights, args.head_epochs, False,
-                                                     "float32", cache_batch_size=0)),
-                  "float32"),
-        "cache_b256": ("the same, head epochs at batch 256 (`--cache-batch-size 256`)",
-                       lambda: run_ours(data, our_hparams(weights, args.head_epochs, False,
-                                                          "float32", cache_batch_size=256)),
-                       "float32"),
+        "mixed_noaug": (f"Trainer, no augmentation, {mixed} (the {mixed} cache's uncached "
+                        "baseline)",
+                        lambda: run_ours(data, our_hparams(weights, args.epochs, False, mixed)),
+                        mixed),
     }
+    for name, (head_batch, precision, _) in cache_configs(mixed).items():
+        plan[name] = (
+            f"Trainer with the bottleneck cache (no augmentation), {precision}: head epochs at "
+            f"batch {head_batch or BATCH}" + (f" (`--cache-batch-size {head_batch}`)"
+                                              if head_batch else ""),
+            lambda b=head_batch, p=precision: run_ours(
+                data, our_hparams(weights, args.head_epochs, False, p, cache_batch_size=b)),
+            precision)
     results = {}
     for name in args.configs.split(","):
         description, run, precision = plan[name]
@@ -339,16 +355,19 @@ def ratios(configs: dict[str, Any]) -> dict[str, Any]:
         out["mixed_vs_recipe"] = round(rate("mixed") / rate("recipe"), 3)
         out["mixed_vs_ours"] = round(rate("mixed") / rate("ours"), 3) if rate("ours") else None
         out["mixed_accuracy_gap_points"] = accuracy_gap("mixed", "ours")
-    cached = [(name, suffix) for name, suffix in (("cache", ""), ("cache_b256", "_b256"))
-              if rate(name) and rate("ours_noaug")]
-    for cache, suffix in cached:
-        out[f"cache_head_speedup{suffix}"] = round(rate(cache) / rate("ours_noaug"), 2)
-        out[f"cache_accuracy_gap_points{suffix}"] = accuracy_gap(cache, "ours_noaug")
-    if cached:
+    cached = [name for name in configs if name in CACHE_BASELINES]
+    for cache in cached:
+        # Against the uncached path in the same precision, and against float32 (the CPU default).
+        for baseline in dict.fromkeys((CACHE_BASELINES[cache], "ours_noaug")):
+            if rate(cache) and rate(baseline):
+                out[f"{cache}/{baseline}"] = {
+                    "speedup": round(rate(cache) / rate(baseline), 2),
+                    "accuracy_gap_points": accuracy_gap(cache, baseline)}
+    if cached and "ours_noaug" in configs:
         # The most the cache can save at equal efficiency: the full pass's FLOPs over the head's
         # (the base's forward pass is what the cache removes); the same for every head batch.
         out["cache_flop_bound"] = round(configs["ours_noaug"]["flops_per_image"]["total"]
-                                        / configs[cached[0][0]]["flops_per_image"]["total"], 1)
+                                        / configs[cached[0]]["flops_per_image"]["total"], 1)
     out["roofline"] = {name: c["roofline_fraction"] for name, c in configs.items()}
     return out
 
@@ -402,7 +421,8 @@ def child_scaling(examples: str, weights: Path, epochs: int) -> None:
     sampler.start()
     timer = EpochTimer()
     start = time.perf_counter()
-    model.fit(data_lib.make_dataset(examples, SIZE, BATCH, True, 0), epochs=epochs,
+    model.fit(data_lib.make_dataset(examples, SIZE, BATCH, True, 0,
+                                    memory_bytes=data_lib.MEMORY_BYTES), epochs=epochs,
               callbacks=[timer], verbose=0)
     seconds = time.perf_counter() - start
     stop.set()
@@ -479,8 +499,8 @@ def main() -> None:
     parser.add_argument("--eval-images", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--head-epochs", type=int, default=None, help="default: --epochs")
-    parser.add_argument("--configs",
-                        default="recipe,ours,ours_noaug,mixed,cache,cache_b256")
+    parser.add_argument("--configs", default="recipe,ours,ours_noaug,mixed,mixed_noaug,cache,"
+                        "cache_b256,cache_mixed_b256")
     parser.add_argument("--scaling", default="1000,2000,4000", help="sizes; empty to skip")
     parser.add_argument("--scaling-epochs", type=int, default=1)
     parser.add_argument("--end-to-end", action="store_true",

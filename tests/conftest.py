@@ -28,9 +28,33 @@ from tensorflow_transform.tf_metadata import (  # noqa: E402
     schema_utils,
 )
 
-from trainer.transform import LABEL_KEY, RAW_IMAGE_KEY, preprocessing_fn  # noqa: E402
+from trainer.transform import (  # noqa: E402
+    LABEL_KEY,
+    RAW_IMAGE_KEY,
+    TRANSFORMED_IMAGE_KEY,
+    preprocessing_fn,
+)
 
 IMAGE_SIZE = 75
+
+
+def _write_records(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
+    """Gzipped TFRecords as Transform writes them: resized PNG bytes and the label."""
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for image, label in zip(images, labels, strict=True):
+            png = tf.io.encode_png(image).numpy()
+            example = tf.train.Example(features=tf.train.Features(feature={
+                TRANSFORMED_IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
+            writer.write(example.SerializeToString())
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def write_records():
+    """`write_records(path, uint8 images [N, S, S, 3], labels [N])`: Transform's output for them
+    (what the Trainer reads), as a gzipped TFRecord file; returns its path."""
+    return _write_records
 
 
 @pytest.fixture(scope="session")

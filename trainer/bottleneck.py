@@ -14,13 +14,13 @@ features in every epoch, so a full forward pass per image per epoch repeats work
    evaluated as usual, raw image bytes in.
 3. `read_cache` gives the records back every epoch, batched by `hp.head_batch_size`
    (`cache_batch_size`, by default `batch_size`; the feature extraction always runs at
-   `batch_size`). A cache of at most `MEMORY_BYTES` (1 GiB: the seeds' 2,000 images at 150 px
-   are 301 MB) is read once into memory and each epoch gathers its batches from a new
-   permutation of the records; a larger one streams from the shard files every epoch (file order
-   shuffled, interleaved, then a shuffle buffer bounded in bytes). Either way memory is bounded
-   whatever the dataset's size. In memory the head's epochs skip a copy of every record through
-   the file reader and the shuffle buffer: 2,000 records at batch 256 on 2 cores, 1,983 -> 2,427
-   records/s in float32.
+   `batch_size`). A cache of at most `trainer.data.MEMORY_BYTES` (1 GiB: the seeds' 2,000
+   images at 150 px are 301 MB) is read once into memory and each epoch gathers its batches
+   from a new permutation of the records; a larger one streams from the shard files every epoch
+   (file order shuffled, interleaved, then a shuffle buffer bounded in bytes). Either way memory
+   is bounded whatever the dataset's size. In memory the head's epochs skip a copy of every
+   record through the file reader and the shuffle buffer: 2,000 records at batch 256 on 2
+   cores, 1,983 -> 2,427 records/s in float32.
 
 On disk a cache is a folder of shard files of fixed-length records, each `feature_dim + 1`
 float32 values (the features, then the label), and `manifest.json`. The float32 features are the
@@ -49,7 +49,6 @@ MANIFEST = "manifest.json"
 POOLING_LAYERS = ("flatten", "avg_pool")
 SHARD_BYTES = 32 << 20  # small shards, so shuffling the file order mixes the records well
 SHUFFLE_BYTES = 64 << 20  # the bound on the records held by the reader's shuffle buffer
-MEMORY_BYTES = 1 << 30  # caches up to this size are held in memory for the head's epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +76,7 @@ class CacheInfo:
         """A JSON-friendly summary for `history.json`."""
         return {"records": self.records, "feature_dim": self.feature_dim,
                 "shards": len(self.shards), "bytes": self.bytes,
-                "in_memory": self.bytes <= MEMORY_BYTES,
+                "in_memory": self.bytes <= data.MEMORY_BYTES,
                 "augmented_copies": self.augmented_copies, "seconds": round(self.seconds, 2)}
 
 
@@ -183,7 +182,7 @@ def load_cache_info(directory: str) -> CacheInfo:
 
 
 def read_cache(info: CacheInfo, batch_size: int, shuffle: bool, seed: int = 42,
-               memory_bytes: int = MEMORY_BYTES) -> tf.data.Dataset:
+               memory_bytes: int = data.MEMORY_BYTES) -> tf.data.Dataset:
     """Batches of (float32 features [N, D], int64 labels [N]): held in memory when the cache is
     at most `memory_bytes`, else streamed from the shard files; records in their written order
     unless `shuffle`, then in a new order each epoch."""
@@ -203,13 +202,7 @@ def _read_into_memory(info: CacheInfo, batch_size: int, shuffle: bool, seed: int
         features[start:start + len(shard)] = shard[:, :-1]
         labels[start:start + len(shard)] = shard[:, -1]
         start += len(shard)
-    features, labels = tf.constant(features), tf.constant(labels)
-    indices = tf.data.Dataset.range(info.records)
-    if shuffle:
-        indices = indices.shuffle(info.records, seed=seed, reshuffle_each_iteration=True)
-    return (indices.batch(batch_size)
-            .map(lambda i: (tf.gather(features, i), tf.gather(labels, i)))
-            .prefetch(tf.data.AUTOTUNE))
+    return data.batches_in_memory((features, labels), batch_size, shuffle, seed)
 
 
 def _stream(info: CacheInfo, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:

@@ -71,9 +71,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 strategy=strategy, compilation=plan.compilation)
         else:
             train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
-                                           shuffle=True, seed=hp.seed)
+                                           shuffle=True, seed=hp.seed,
+                                           memory_bytes=data.MEMORY_BYTES)
             eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
-                                          shuffle=False)
+                                          shuffle=False, memory_bytes=data.MEMORY_BYTES)
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
                                 compilation=plan.compilation)
         tf.io.gfile.makedirs(fn_args.model_run_dir)

@@ -11,11 +11,10 @@ from click.testing import CliRunner
 
 from pipeline.errors import UserError
 from pipeline.model_options import hparams_from_options, model_options
-from trainer import bottleneck
+from trainer import bottleneck, data
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
-from trainer.transform import LABEL_KEY, TRANSFORMED_IMAGE_KEY
 
 SIZE = 75
 
@@ -42,25 +41,13 @@ def _dataset(images: np.ndarray, labels: np.ndarray, batch: int = 4) -> tf.data.
 
 
 def _read_all(info: bottleneck.CacheInfo, shuffle: bool = False,
-              memory_bytes: int = bottleneck.MEMORY_BYTES) -> tuple[np.ndarray, np.ndarray]:
+              memory_bytes: int = data.MEMORY_BYTES) -> tuple[np.ndarray, np.ndarray]:
     return _epoch(bottleneck.read_cache(info, 4, shuffle=shuffle, memory_bytes=memory_bytes))
 
 
 def _epoch(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     features, labels = zip(*[(f.numpy(), y.numpy()) for f, y in dataset], strict=True)
     return np.concatenate(features), np.concatenate(labels)
-
-
-def _write_examples(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
-    """Gzipped TFRecords as Transform writes them: resized PNG bytes and the label."""
-    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-        for image, label in zip(images, labels, strict=True):
-            png = tf.io.encode_png(image).numpy()
-            example = tf.train.Example(features=tf.train.Features(feature={
-                TRANSFORMED_IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
-                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
-            writer.write(example.SerializeToString())
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +138,7 @@ def test_a_cache_within_the_memory_bound_is_read_once_and_reshuffled_each_epoch(
     assert sorted(index[row.tobytes()] for row in _epoch(dataset)[0]) == list(range(10))
 
 
-def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path):
+def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path, write_records):
     hp = _hparams(epochs=3)
     tf.keras.utils.set_random_seed(1)
     model = model_lib.build_model(hp)
@@ -159,8 +146,8 @@ def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path):
     head_before = model.get_layer("dense_0").kernel.numpy().copy()
     train_images, train_labels = _images(16, seed=1)
     eval_images, eval_labels = _images(8, seed=2)
-    train_file = _write_examples(tmp_path / "train.gz", train_images, train_labels)
-    eval_file = _write_examples(tmp_path / "eval.gz", eval_images, eval_labels)
+    train_file = write_records(tmp_path / "train.gz", train_images, train_labels)
+    eval_file = write_records(tmp_path / "eval.gz", eval_images, eval_labels)
     history, caches = bottleneck.fit_cached(model, hp, [train_file], [eval_file],
                                             str(tmp_path / "logs"), cache_root=str(tmp_path))
     assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
@@ -194,7 +181,7 @@ class _StepCounter(tf.keras.callbacks.Callback):
 
 
 def test_fit_cached_trains_the_head_in_batches_of_the_cache_batch_size(model, tmp_path,
-                                                                     monkeypatch):
+                                                                     write_records, monkeypatch):
     # 10 records: at the head's batch of 8 an epoch is ceil(10 / 8) = 2 steps (3 at the
     # extraction's batch of 4).
     hp = _hparams(epochs=2, batch_size=4, cache_batch_size=8)
@@ -208,8 +195,8 @@ def test_fit_cached_trains_the_head_in_batches_of_the_cache_batch_size(model, tm
     monkeypatch.setattr(bottleneck.train, "fit", fit)
     monkeypatch.setattr(bottleneck.train, "callbacks",
                         lambda *args: [*real_callbacks(*args), counter])
-    train_file = _write_examples(tmp_path / "train.gz", *_images(10, seed=1))
-    eval_file = _write_examples(tmp_path / "eval.gz", *_images(4, seed=2))
+    train_file = write_records(tmp_path / "train.gz", *_images(10, seed=1))
+    eval_file = write_records(tmp_path / "eval.gz", *_images(4, seed=2))
     history, caches = bottleneck.fit_cached(model, hp, [train_file], [eval_file],
                                             str(tmp_path / "logs"), cache_root=str(tmp_path))
     assert caches["train"]["records"] == 10 and caches["batch_size"] == 8
@@ -254,7 +241,8 @@ def test_the_flags_turn_the_cache_on():
     assert result.output == "True 4 128 128\n"
 
 
-def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_output, tmp_path):
+def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_output, tmp_path,
+                                                                      write_records):
     import json
     import os
 
@@ -265,8 +253,8 @@ def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_
     hp = _hparams(epochs=1, dense_units=(4,))
     images, labels = _images(8, seed=1)
     fn_args = tfx.components.FnArgs(
-        train_files=[_write_examples(tmp_path / "train.gz", images, labels)],
-        eval_files=[_write_examples(tmp_path / "eval.gz", *_images(4, seed=2))],
+        train_files=[write_records(tmp_path / "train.gz", images, labels)],
+        eval_files=[write_records(tmp_path / "eval.gz", *_images(4, seed=2))],
         transform_output=os.path.dirname(transform_output.transform_savedmodel_dir),
         serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
         custom_config={run.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)

@@ -1,0 +1,71 @@
+"""Input datasets: Transform's output decoded into batches, streamed from the files or, within a
+memory bound, decoded once and held in memory; either way the same images with their labels."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import data
+
+SIZE = 16
+IMAGE_BYTES = SIZE * SIZE * 3
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, SIZE, SIZE, 3), dtype=np.uint8)
+    return images, rng.integers(0, 3, size=n).astype(np.int64)
+
+
+def _epoch(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+@pytest.fixture
+def records(tmp_path, write_records):
+    images, labels = _images(10, seed=0)
+    return write_records(tmp_path / "train.gz", images, labels), images, labels
+
+
+@pytest.mark.parametrize("memory_bytes", [0, 10 * IMAGE_BYTES - 1, 10 * IMAGE_BYTES, 1 << 30])
+def test_unshuffled_batches_are_the_records_in_file_order(records, memory_bytes):
+    path, images, labels = records
+    dataset = data.make_dataset(path, SIZE, 4, shuffle=False, memory_bytes=memory_bytes)
+    assert [int(y.shape[0]) for _, y in dataset] == [4, 4, 2]
+    read_images, read_labels = _epoch(dataset)
+    np.testing.assert_array_equal(read_images, images)  # PNG is lossless
+    np.testing.assert_array_equal(read_labels, labels)
+
+
+@pytest.mark.parametrize("memory_bytes", [0, 1 << 30])
+def test_shuffled_epochs_hold_every_image_once_with_its_label_in_new_orders(records,
+                                                                            memory_bytes):
+    path, images, labels = records
+    index = {image.tobytes(): i for i, image in enumerate(images)}
+    dataset = data.make_dataset(path, SIZE, 4, shuffle=True, seed=1, memory_bytes=memory_bytes)
+    orders = []
+    for _ in range(3):
+        read_images, read_labels = _epoch(dataset)
+        order = [index[image.tobytes()] for image in read_images]
+        assert sorted(order) == list(range(10))
+        np.testing.assert_array_equal(read_labels, labels[order])
+        orders.append(tuple(order))
+    assert len(set(orders)) > 1
+
+
+def test_the_memory_bound_decides_between_held_and_streamed(records, write_records):
+    """Held: the dataset keeps the decoded images, so rewriting the file changes nothing.
+    Streamed (one byte over the bound): every epoch reads the file again."""
+    path, images, _ = records
+    held = data.make_dataset(path, SIZE, 4, shuffle=False, memory_bytes=10 * IMAGE_BYTES)
+    streamed = data.make_dataset(path, SIZE, 4, shuffle=False, memory_bytes=10 * IMAGE_BYTES - 1)
+    other, other_labels = _images(10, seed=7)
+    write_records(path, other, other_labels)
+    np.testing.assert_array_equal(_epoch(held)[0], images)
+    np.testing.assert_array_equal(_epoch(streamed)[0], other)
+
+
+def test_no_matching_files_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="no examples match"):
+        data.make_dataset(str(tmp_path / "*.gz"), SIZE, 4, shuffle=False)
