@@ -180,7 +180,7 @@ def run_recipe(data: dict[str, Any], weights: Path, epochs: int) -> dict[str, An
 
 
 def our_hparams(weights: Path, epochs: int, augment: bool, precision: str,
-                cache_batch_size: int | None = None):
+                cache_batch_size: int | None = None, images_in_memory_mb: int = 0):
     """The Trainer's hyperparameters for these runs (the seeds' model and augmentation);
     `cache_batch_size` turns the bottleneck cache on with that head batch (0: BATCH)."""
     from trainer.augment import AugmentConfig
@@ -192,7 +192,8 @@ def our_hparams(weights: Path, epochs: int, augment: bool, precision: str,
                    augment=AugmentConfig() if augment else AugmentConfig.off(),
                    devices=DeviceConfig(precision=precision),
                    bottleneck_cache=cache_batch_size is not None,
-                   cache_batch_size=cache_batch_size or 0)
+                   cache_batch_size=cache_batch_size or 0,
+                   images_in_memory_mb=images_in_memory_mb)
 
 
 def run_ours(data: dict[str, Any], hp) -> dict[str, Any]:
@@ -227,7 +228,7 @@ def run_ours(data: dict[str, Any], hp) -> dict[str, Any]:
                           head_flops=training_flops(head))
         else:
             train_data = data_lib.make_dataset(data["train"], SIZE, BATCH, True, hp.seed,
-                                               memory_bytes=data_lib.MEMORY_BYTES)
+                                               memory_bytes=hp.images_in_memory_bytes)
             model.fit(train_data, epochs=hp.epochs, callbacks=[timer], verbose=0)
         _, accuracy = model.evaluate(eval_data, verbose=0)
     result.update(model=model, seconds=timer.seconds, accuracy=float(accuracy))
@@ -269,6 +270,10 @@ def measure(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
         "ours": ("Trainer input path and model, augmentation on, float32",
                  lambda: run_ours(data, our_hparams(weights, args.epochs, True, "float32")),
                  "float32"),
+        "ours_held": ("the same, the decoded images held in memory (`--images-in-memory-mb "
+                      "1024`)",
+                      lambda: run_ours(data, our_hparams(weights, args.epochs, True, "float32",
+                                                         images_in_memory_mb=1024)), "float32"),
         "ours_noaug": ("Trainer, no augmentation, float32 (the cache's uncached baseline)",
                        lambda: run_ours(data, our_hparams(weights, args.epochs, False,
                                                           "float32")), "float32"),
@@ -421,8 +426,7 @@ def child_scaling(examples: str, weights: Path, epochs: int) -> None:
     sampler.start()
     timer = EpochTimer()
     start = time.perf_counter()
-    model.fit(data_lib.make_dataset(examples, SIZE, BATCH, True, 0,
-                                    memory_bytes=data_lib.MEMORY_BYTES), epochs=epochs,
+    model.fit(data_lib.make_dataset(examples, SIZE, BATCH, True, 0), epochs=epochs,
               callbacks=[timer], verbose=0)
     seconds = time.perf_counter() - start
     stop.set()
@@ -499,8 +503,8 @@ def main() -> None:
     parser.add_argument("--eval-images", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--head-epochs", type=int, default=None, help="default: --epochs")
-    parser.add_argument("--configs", default="recipe,ours,ours_noaug,mixed,mixed_noaug,cache,"
-                        "cache_b256,cache_mixed_b256")
+    parser.add_argument("--configs", default="recipe,ours,ours_held,ours_noaug,mixed,"
+                        "mixed_noaug,cache,cache_b256,cache_mixed_b256")
     parser.add_argument("--scaling", default="1000,2000,4000", help="sizes; empty to skip")
     parser.add_argument("--scaling-epochs", type=int, default=1)
     parser.add_argument("--end-to-end", action="store_true",

@@ -68,6 +68,9 @@ MODEL_OPTIONS = [
     click.option("--cache-batch-size", default=0, show_default=True, type=int,
                  help="With the cache: batch size of the head epochs (0: --batch-size); larger "
                       "batches make cached epochs faster but take fewer optimiser steps."),
+    click.option("--images-in-memory-mb", default=0, show_default=True, type=int,
+                 help="Hold the decoded training and eval images in memory when each set fits "
+                      "in this many MiB (0: stream them from disk every epoch, flat memory)."),
     click.option("--no-augment", is_flag=True, help="Train without in-graph augmentation."),
     click.option("--augment-rotation", default=40.0, show_default=True, type=float,
                  help="Largest random rotation, degrees."),
@@ -119,6 +122,9 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
         raise UserError(f"--cache-batch-size {cache_batch} must be at least 0")
     if cache_batch and not cache:
         raise UserError(f"--cache-batch-size {cache_batch} needs --bottleneck-cache on")
+    images_mb = options.get("images_in_memory_mb", 0)
+    if images_mb < 0:
+        raise UserError(f"--images-in-memory-mb {images_mb} must be at least 0")
     try:
         if options["no_augment"]:
             augment = AugmentConfig.off()
@@ -150,6 +156,7 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
             bottleneck_cache=cache,
             cache_augmented_copies=copies,
             cache_batch_size=cache_batch,
+            images_in_memory_mb=images_mb,
             augment=augment,
             devices=DeviceConfig(precision=options["precision"], xla=options["xla"],
                                  strategy=options["strategy"]),

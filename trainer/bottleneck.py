@@ -14,7 +14,7 @@ features in every epoch, so a full forward pass per image per epoch repeats work
    evaluated as usual, raw image bytes in.
 3. `read_cache` gives the records back every epoch, batched by `hp.head_batch_size`
    (`cache_batch_size`, by default `batch_size`; the feature extraction always runs at
-   `batch_size`). A cache of at most `trainer.data.MEMORY_BYTES` (1 GiB: the seeds' 2,000
+   `batch_size`). A cache of at most `MEMORY_BYTES` (1 GiB: the seeds' 2,000
    images at 150 px are 301 MB) is read once into memory and each epoch gathers its batches
    from a new permutation of the records; a larger one streams from the shard files every epoch
    (file order shuffled, interleaved, then a shuffle buffer bounded in bytes). Either way memory
@@ -49,6 +49,7 @@ MANIFEST = "manifest.json"
 POOLING_LAYERS = ("flatten", "avg_pool")
 SHARD_BYTES = 32 << 20  # small shards, so shuffling the file order mixes the records well
 SHUFFLE_BYTES = 64 << 20  # the bound on the records held by the reader's shuffle buffer
+MEMORY_BYTES = 1 << 30  # caches up to this size are held in memory for the head's epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ class CacheInfo:
         """A JSON-friendly summary for `history.json`."""
         return {"records": self.records, "feature_dim": self.feature_dim,
                 "shards": len(self.shards), "bytes": self.bytes,
-                "in_memory": self.bytes <= data.MEMORY_BYTES,
+                "in_memory": self.bytes <= MEMORY_BYTES,
                 "augmented_copies": self.augmented_copies, "seconds": round(self.seconds, 2)}
 
 
@@ -182,7 +183,7 @@ def load_cache_info(directory: str) -> CacheInfo:
 
 
 def read_cache(info: CacheInfo, batch_size: int, shuffle: bool, seed: int = 42,
-               memory_bytes: int = data.MEMORY_BYTES) -> tf.data.Dataset:
+               memory_bytes: int = MEMORY_BYTES) -> tf.data.Dataset:
     """Batches of (float32 features [N, D], int64 labels [N]): held in memory when the cache is
     at most `memory_bytes`, else streamed from the shard files; records in their written order
     unless `shuffle`, then in a new order each epoch."""

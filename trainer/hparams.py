@@ -29,6 +29,10 @@ class HParams:
     epochs on the cached features (0: `batch_size`, which the feature extraction always uses). A
     larger one makes those epochs faster but takes fewer optimiser steps per epoch, so it is only
     ever the user's choice. The cache cannot be combined with fine-tuning.
+    `images_in_memory_mb` M > 0 holds the decoded training and eval images in memory when each
+    set's decoded size is at most M MiB (`trainer.data.make_dataset`): decoded once, not again
+    every epoch. 0, the default, streams them from disk every epoch, so memory stays flat
+    whatever the data's size.
     """
 
     class_names: tuple[str, ...]
@@ -52,6 +56,7 @@ class HParams:
     bottleneck_cache: bool = False
     cache_augmented_copies: int = 0
     cache_batch_size: int = 0
+    images_in_memory_mb: int = 0
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
@@ -79,6 +84,9 @@ class HParams:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.images_in_memory_mb < 0:
+            raise ValueError(f"images_in_memory_mb must be at least 0, got "
+                             f"{self.images_in_memory_mb}")
         self._check_cache()
 
     def _check_cache(self) -> None:
@@ -115,6 +123,11 @@ class HParams:
     def resolved_pooling(self) -> str:
         """`pooling`, or the base's default."""
         return self.pooling or self.base_spec.default_pooling
+
+    @property
+    def images_in_memory_bytes(self) -> int:
+        """`make_dataset`'s `memory_bytes`: the bound on decoded images held in memory."""
+        return self.images_in_memory_mb << 20
 
     @property
     def head_batch_size(self) -> int:

@@ -72,9 +72,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         else:
             train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
                                            shuffle=True, seed=hp.seed,
-                                           memory_bytes=data.MEMORY_BYTES)
+                                           memory_bytes=hp.images_in_memory_bytes)
             eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
-                                          shuffle=False, memory_bytes=data.MEMORY_BYTES)
+                                          shuffle=False, memory_bytes=hp.images_in_memory_bytes)
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
                                 compilation=plan.compilation)
         tf.io.gfile.makedirs(fn_args.model_run_dir)

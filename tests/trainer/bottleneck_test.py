@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.errors import UserError
 from pipeline.model_options import hparams_from_options, model_options
-from trainer import bottleneck, data
+from trainer import bottleneck
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
@@ -41,7 +41,7 @@ def _dataset(images: np.ndarray, labels: np.ndarray, batch: int = 4) -> tf.data.
 
 
 def _read_all(info: bottleneck.CacheInfo, shuffle: bool = False,
-              memory_bytes: int = data.MEMORY_BYTES) -> tuple[np.ndarray, np.ndarray]:
+              memory_bytes: int = bottleneck.MEMORY_BYTES) -> tuple[np.ndarray, np.ndarray]:
     return _epoch(bottleneck.read_cache(info, 4, shuffle=shuffle, memory_bytes=memory_bytes))
 
 

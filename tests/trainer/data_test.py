@@ -1,11 +1,18 @@
 """Input datasets: Transform's output decoded into batches, streamed from the files or, within a
 memory bound, decoded once and held in memory; either way the same images with their labels."""
 
+import json
+
+import click
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
+from pipeline.errors import UserError
+from pipeline.model_options import hparams_from_options, model_options
 from trainer import data
+from trainer.hparams import HParams
 
 SIZE = 16
 IMAGE_BYTES = SIZE * SIZE * 3
@@ -69,3 +76,54 @@ def test_the_memory_bound_decides_between_held_and_streamed(records, write_recor
 def test_no_matching_files_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no examples match"):
         data.make_dataset(str(tmp_path / "*.gz"), SIZE, 4, shuffle=False)
+
+
+def test_the_flag_sets_the_bound_and_a_negative_one_is_one_line():
+    @click.command()
+    @model_options
+    def command(**options):
+        hp = hparams_from_options(("a", "b"), "none", options)
+        click.echo(f"{hp.images_in_memory_mb} {hp.images_in_memory_bytes}")
+
+    assert CliRunner().invoke(command, []).output == "0 0\n"  # streamed by default
+    assert CliRunner().invoke(command, ["--images-in-memory-mb", "512"]).output == (
+        f"512 {512 * 2**20}\n")
+    result = CliRunner().invoke(command, ["--images-in-memory-mb", "-1"])
+    assert isinstance(result.exception, UserError)  # imgpipe's main: one line, exit code 2
+    assert str(result.exception) == "--images-in-memory-mb -1 must be at least 0"
+    with pytest.raises(ValueError, match="images_in_memory_mb must be at least 0, got -2"):
+        HParams(class_names=("a", "b"), images_in_memory_mb=-2)
+    hp = HParams(class_names=("a", "b"), images_in_memory_mb=64)
+    assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp
+
+
+def test_run_fn_gives_the_bound_to_the_training_and_eval_images(transform_output, tmp_path,
+                                                                write_records, monkeypatch):
+    import os
+
+    from tfx import v1 as tfx
+
+    from trainer import run
+    from trainer.augment import AugmentConfig
+
+    bounds = []
+    real = data.make_dataset
+
+    def spy(*args, **kwargs):
+        bounds.append(kwargs.get("memory_bytes"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "make_dataset", spy)
+    hp = HParams(class_names=("a", "b"), image_size=75, weights="none", dense_units=(4,),
+                 augment=AugmentConfig.off(), epochs=1, early_stopping_patience=0,
+                 batch_size=4, images_in_memory_mb=3)
+    images = np.random.default_rng(0).integers(0, 256, (8, 75, 75, 3), dtype=np.uint8)
+    labels = np.array([0, 1] * 4)
+    fn_args = tfx.components.FnArgs(
+        train_files=[write_records(tmp_path / "train.gz", images, labels)],
+        eval_files=[write_records(tmp_path / "eval.gz", images[:4], labels[:4])],
+        transform_output=os.path.dirname(transform_output.transform_savedmodel_dir),
+        serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
+        custom_config={run.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)
+    run.run_fn(fn_args)
+    assert bounds == [3 << 20, 3 << 20]
