@@ -86,7 +86,9 @@ MODEL_OPTIONS = [
                  help="auto: mixed_float16 on GPU, float32 on CPU."),
     click.option("--xla", default="auto", show_default=True,
                  type=click.Choice(("auto", "on", "off")),
-                 help="auto: on with a GPU, unless rotation/shift/shear/zoom augmentation is on."),
+                 help="auto: XLA compiles the optimizer's update everywhere, and the whole step "
+                      "with a GPU unless rotation/shift/shear/zoom augmentation is on; off: "
+                      "neither."),
     click.option("--strategy", default="auto", show_default=True,
                  type=click.Choice(("auto", "mirrored", "default")),
                  help="auto: MirroredStrategy with more than one GPU."),
