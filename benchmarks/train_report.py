@@ -95,7 +95,7 @@ def markdown(result: dict[str, Any]) -> str:
         for row in result["scaling"]:
             epochs = round(sum(row["epoch_seconds"]), 2)
             lines.append(f"| {row['images']} | {epochs} | {row['fit_seconds']} | "
-                         f"{round(row['records'] * len(row['epoch_seconds']) / epochs, 2)} | "
+                         f"{row['images_per_s']} | "
                          f"{row['rss_at_fit_start_mb']} | {row['peak_rss_mb']} | "
                          f"{row['load_before'][0]} |")
         fit = result.get("scaling_fit", {})
