@@ -126,6 +126,23 @@ def test_compile_model_compiles_rmsprops_update_with_xla_on_the_cpu_with_the_sam
     assert not np.allclose(fused[0], model.initial[0], atol=1e-3)  # it trained
 
 
+def test_the_compiled_update_runs_under_loss_scaling_and_mirrored_strategy():
+    """The multi-GPU plan's pieces on one CPU replica: Keras wraps the optimizer for loss scaling,
+    and the inner RMSprop's update is still the XLA-compiled one."""
+    plan = plan_devices(DeviceConfig(precision="mixed_float16", strategy="mirrored"), NO_GPU)
+    assert plan.xla_update
+    with devices.devices_applied(plan) as strategy:
+        with strategy.scope():
+            model, _ = _small_model(devices.OUTPUT_DTYPE)
+            model_lib.compile_model(model, 2, 1e-2, plan.compilation)
+        x = np.random.default_rng(1).random((32, 4)).astype(np.float32)
+        history = model.fit(x, (x[:, 0] > 0.5).astype(np.float32), epochs=2, verbose=0)
+    inner = model.optimizer.inner_optimizer
+    assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert inner.jit_compile and inner._update_step_xla.experimental_get_tracing_count() > 0
+    assert all(np.isfinite(history.history["loss"]))
+
+
 def test_in_graph_rotation_really_cannot_be_xla_compiled():
     """Why `xla_compatible` exists: if a TensorFlow upgrade fixes this, the guard can go."""
     from trainer.augment import RandomAffine
