@@ -224,8 +224,9 @@ def _stream(info: CacheInfo, batch_size: int, shuffle: bool, seed: int) -> tf.da
         values = tf.io.decode_raw(raw, tf.float32)  # [N, D + 1]
         return values[:, :-1], tf.cast(values[:, -1], tf.int64)
 
-    return (records.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
+    return data.without_autotuning(
+        records.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE))
 
 
 def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,

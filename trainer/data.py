@@ -44,7 +44,7 @@ def make_dataset(file_pattern: list[str] | str, image_size: int, batch_size: int
     if shuffle:
         records = records.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     dataset = records.map(lambda s: _parse(s, image_size), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def _decode_all(records: tf.data.Dataset, count: int, image_size: int
@@ -70,6 +70,22 @@ def batches_in_memory(arrays: tuple[np.ndarray, ...], batch_size: int, shuffle: 
     indices = tf.data.Dataset.range(count)
     if shuffle:
         indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return (indices.batch(batch_size)
-            .map(lambda i: tuple(tf.gather(t, i) for t in tensors))
-            .prefetch(tf.data.AUTOTUNE))
+    return without_autotuning(indices.batch(batch_size)
+                              .map(lambda i: tuple(tf.gather(t, i) for t in tensors))
+                              .prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning thread off; AUTOTUNE then means as many parallel
+    calls as the cores, and a default prefetch buffer.
+
+    Why: in TensorFlow 2.16, destroying an iterator waits for that thread's current sleep, which
+    grows to seconds over a run. Keras makes an iterator per epoch for the training data and one
+    per validation, and `fit` returns only after they are gone: 4 epochs of 400 images with 200
+    validated took 20.5-20.9 s of wall time with autotuning and 13.4-13.6 s without, the same
+    training steps in both (2.3 s an epoch) on 2 cores, where a fixed parallelism of the cores
+    is what autotuning settles on anyway.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

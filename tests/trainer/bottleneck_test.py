@@ -102,6 +102,7 @@ def test_the_reader_streams_from_the_shard_files(model, tmp_path, monkeypatch):
     assert sorted(shuffled_labels) == sorted(labels)
     # The dataset holds file names, not features: rewriting the files changes what it yields.
     dataset = bottleneck.read_cache(info, 4, shuffle=False, memory_bytes=info.bytes - 1)
+    assert dataset.options().autotune.enabled is False  # see data.without_autotuning
     other, _ = _images(10, seed=5)
     bottleneck.write_cache(extractor, _dataset(other, labels), str(tmp_path))
     rewritten = np.concatenate([f.numpy() for f, _ in dataset])
@@ -123,6 +124,7 @@ def test_a_cache_within_the_memory_bound_is_read_once_and_reshuffled_each_epoch(
     for a, b in zip(streamed, in_memory, strict=True):  # the same records in the same order
         np.testing.assert_array_equal(a, b)
     dataset = bottleneck.read_cache(info, 4, shuffle=True, memory_bytes=info.bytes)
+    assert dataset.options().autotune.enabled is False  # see data.without_autotuning
     index = {row.tobytes(): i for i, row in enumerate(streamed[0])}
     assert len(index) == 10  # the records are distinct, so each epoch's order can be read back
     orders = []

@@ -73,6 +73,16 @@ def test_the_memory_bound_decides_between_held_and_streamed(records, write_recor
     np.testing.assert_array_equal(_epoch(streamed)[0], other)
 
 
+@pytest.mark.parametrize("memory_bytes", [0, 1 << 30])
+def test_the_datasets_run_without_tf_datas_autotuning_thread(records, memory_bytes):
+    """Destroying an iterator waits for that thread's sleep (seconds, late in a run), and Keras
+    destroys one per epoch and per validation: see `data.without_autotuning`."""
+    path, _, _ = records
+    dataset = data.make_dataset(path, SIZE, 4, shuffle=True, memory_bytes=memory_bytes)
+    assert dataset.options().autotune.enabled is False
+    assert tf.data.Dataset.range(3).options().autotune.enabled is None  # TF's default: on
+
+
 def test_no_matching_files_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no examples match"):
         data.make_dataset(str(tmp_path / "*.gz"), SIZE, 4, shuffle=False)
