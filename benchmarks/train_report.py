@@ -104,11 +104,10 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Time (the epochs): {fit.get('seconds_per_1000_images')} s per 1,000 "
                   f"images, R² {fit.get('time_r2')}; peak RSS grows "
                   f"{fit.get('rss_growth_mb_per_1000_images')} MB per 1,000 images (the images "
-                  f"are {size}67 KB decoded at 150 px). `fit`'s wall time can exceed its "
-                  "epochs by 2.5 or 5 s: after its last callback (`on_train_end`) and before it "
-                  "returns, `fit` sometimes waits with the CPU idle, whatever the data's size "
-                  "(seen with this model in and out of this benchmark; not investigated "
-                  "further), so the line is fitted on the epochs.", ""]
+                  f"are {size}67 KB decoded at 150 px). The line is fitted on the epochs: "
+                  "`fit`'s wall time also holds the iterators' teardown, which with tf.data's "
+                  "autotuning on (before `trainer.data.without_autotuning`) waited 2.5 or 5 s "
+                  "with the CPU idle, whatever the data's size.", ""]
     e2e = result.get("end_to_end")
     if e2e:
         lines += ["## End to end", "", "| run | wall seconds | exit |", "| --- | --- | --- |"]
