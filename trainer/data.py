@@ -54,7 +54,7 @@ def _decode_all(records: tf.data.Dataset, count: int, image_size: int
     labels = np.empty(count, np.int64)
     start = 0
     decoded = records.map(lambda s: _parse(s, image_size), num_parallel_calls=tf.data.AUTOTUNE)
-    for batch_images, batch_labels in decoded.batch(256):
+    for batch_images, batch_labels in without_autotuning(decoded.batch(256)):
         end = start + len(batch_labels)
         images[start:end], labels[start:end] = batch_images.numpy(), batch_labels.numpy()
         start = end
