@@ -8,16 +8,18 @@ from tfx import v1 as tfx
 
 from components.data_validation.component import CurateSchema, DataGate
 from components.image_example_gen.component import image_example_gen
-from components.image_example_gen.reader import LABEL_NAME as LABEL_NAME_KEY
 from components.load_check.component import ModelLoadCheck
 from components.serving_pusher.component import ServingPusher
 from pipeline.config import GateConfig, PipelineConfig
-from trainer.export import EXAMPLES_SIGNATURE
-from trainer.run import HPARAMS_KEY
-from trainer.transform import LABEL_KEY
-
-PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
-RUN_FN = "trainer.run.run_fn"
+from trainer.contract import (
+    EXAMPLES_SIGNATURE,
+    HPARAMS_KEY,
+    IMAGE_SIZE_KEY,
+    LABEL,
+    LABEL_NAME,
+    PREPROCESSING_FN,
+    RUN_FN,
+)
 
 
 def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
@@ -53,9 +55,9 @@ def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
         ]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL_KEY,
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL,
                                     preprocessing_function_names=[])],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME_KEY])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME])],
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
     )
@@ -111,7 +113,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"image_size": hp.image_size},
+        custom_config={IMAGE_SIZE_KEY: hp.image_size},
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

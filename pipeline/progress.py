@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from trainer.progress import INGEST_DONE, INGEST_TOTAL, PROGRESS_LOGGER, progress_logger
+from trainer.contract import INGEST_DONE, INGEST_TOTAL, PROGRESS_LOGGER, progress_logger
 
 __all__ = ["INGEST_DONE", "INGEST_TOTAL", "PROGRESS_LOGGER", "ProgressHandler",
            "progress_logger"]

@@ -16,6 +16,7 @@ import click
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 from pipeline.cli import MODEL_NAME, cli
 from pipeline.errors import UserError
+from trainer.contract import SERVING_SIGNATURE
 
 if TYPE_CHECKING:
     from serving.errors import ServingError
@@ -92,7 +93,7 @@ def _connect(server: str, rest: bool, timeout: float, batch_size: int,
 
 
 def _target(model_name: str, version: int | None, label: str | None,
-            signature: str = "serving_default") -> ModelTarget:
+            signature: str = SERVING_SIGNATURE) -> ModelTarget:
     from serving.results import ModelTarget
 
     if version is not None and label is not None:
@@ -159,7 +160,7 @@ def _predict_all(client: Any, files: list[Path], target: ModelTarget,
 
 @cli.command("predict")
 @client_options
-@click.option("--signature", default="serving_default", show_default=True,
+@click.option("--signature", default=SERVING_SIGNATURE, show_default=True,
               help="The signature to call.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 10_000),
               help="Images per request.")

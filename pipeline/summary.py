@@ -13,7 +13,7 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.image_example_gen.reader import LABEL_NAME
+from trainer.contract import LABEL_NAME
 
 _STATE_NAMES = {
     mlmd.proto.Execution.COMPLETE: "complete",

@@ -18,8 +18,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from serving.errors import ServingError, short_message, status_code
 from serving.servable import Servable
-
-DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY  # "serving_default"
+from trainer.contract import SERVING_SIGNATURE
 
 
 def _invalid(message: str) -> ServingError:
@@ -86,7 +85,7 @@ def _to_tensor(name: str, proto: tensor_pb2.TensorProto) -> tf.Tensor:
 
 def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
     """Runs `request` on `servable`; raises ServingError with TF Serving's code when it fails."""
-    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signature_name = request.model_spec.signature_name or SERVING_SIGNATURE
     signature = servable.signature_defs.get(signature_name)
     function = servable.functions.get(signature_name)
     if signature is None or function is None:

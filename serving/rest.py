@@ -33,10 +33,11 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from serving import inference, service
+from serving import service
 from serving.errors import ServingError
 from serving.manager import ModelRegistry
 from serving.tls import ServerTls
+from trainer.contract import SERVING_SIGNATURE
 
 _LOG = logging.getLogger(__name__)
 # TF Serving's own path patterns (http_rest_api_util.cc).
@@ -128,7 +129,7 @@ def predict_request(registry: ModelRegistry, spec: model_pb2.ModelSpec,
     """The PredictRequest a JSON body means, and whether it used the row format."""
     if not isinstance(body, dict):
         raise _invalid("the request body must be a JSON object")
-    signature_name = body.get("signature_name") or inference.DEFAULT_SIGNATURE
+    signature_name = body.get("signature_name") or SERVING_SIGNATURE
     servable = service.resolve(registry, spec)
     signature = servable.signature_defs.get(signature_name)
     if signature is None:

@@ -17,11 +17,8 @@ from tensorflow_serving.apis import (
 )
 
 from serving.errors import status_code
+from trainer.contract import CLASSES, IMAGE_BYTES, PROBABILITIES, SERVING_SIGNATURE
 
-DEFAULT_SIGNATURE = "serving_default"
-IMAGE_INPUT = "image_bytes"  # the serving signature's input (trainer/export.py)
-PROBABILITIES = "probabilities"
-CLASSES = "classes"
 Item = TypeVar("Item")
 
 
@@ -32,7 +29,7 @@ class ModelTarget:
     name: str
     version: int | None = None
     version_label: str | None = None
-    signature_name: str = DEFAULT_SIGNATURE
+    signature_name: str = SERVING_SIGNATURE
 
     def __post_init__(self) -> None:
         if self.version is not None and self.version_label is not None:
@@ -109,7 +106,7 @@ def batches(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
 def predict_request(images: Sequence[bytes], target: ModelTarget) -> predict_pb2.PredictRequest:
     """A Predict request for encoded images: one string tensor of shape [N]."""
     request = predict_pb2.PredictRequest(model_spec=target.model_spec())
-    request.inputs[IMAGE_INPUT].CopyFrom(
+    request.inputs[IMAGE_BYTES].CopyFrom(
         tf.make_tensor_proto(list(images), dtype=tf.string, shape=[len(images)]))
     request.output_filter.extend([CLASSES, PROBABILITIES])
     return request

@@ -29,9 +29,9 @@ from tensorflow_transform.tf_metadata import (  # noqa: E402
 )
 
 from trainer.transform import (  # noqa: E402
-    LABEL_KEY,
-    RAW_IMAGE_KEY,
-    TRANSFORMED_IMAGE_KEY,
+    IMAGE_BYTES,
+    LABEL,
+    TRANSFORMED_IMAGE,
     preprocessing_fn,
 )
 
@@ -44,8 +44,8 @@ def _write_records(path: Path, images: np.ndarray, labels: np.ndarray) -> str:
         for image, label in zip(images, labels, strict=True):
             png = tf.io.encode_png(image).numpy()
             example = tf.train.Example(features=tf.train.Features(feature={
-                TRANSFORMED_IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
-                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
+                TRANSFORMED_IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
+                LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}))
             writer.write(example.SerializeToString())
     return str(path)
 
@@ -62,8 +62,8 @@ def transform_output(tmp_path_factory) -> TFTransformOutput:
     """Transform's output for `preprocessing_fn` at 75 px, as the Transform component writes it."""
     out = tmp_path_factory.mktemp("transform")
     raw_spec = {
-        RAW_IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
-        LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64),
+        IMAGE_BYTES: tf.io.FixedLenFeature([1], tf.string),
+        LABEL: tf.io.FixedLenFeature([1], tf.int64),
     }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
     fn = functools.partial(preprocessing_fn, custom_config={"image_size": IMAGE_SIZE})

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from trainer.transform import LABEL_KEY, TRANSFORMED_IMAGE_KEY
+from trainer.contract import LABEL, TRANSFORMED_IMAGE
 
 _FEATURES = {
-    TRANSFORMED_IMAGE_KEY: tf.io.FixedLenFeature([], tf.string),
-    LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+    TRANSFORMED_IMAGE: tf.io.FixedLenFeature([], tf.string),
+    LABEL: tf.io.FixedLenFeature([], tf.int64),
 }
 
 
 def _parse(serialized: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
     features = tf.io.parse_single_example(serialized, _FEATURES)
-    image = tf.io.decode_png(features[TRANSFORMED_IMAGE_KEY], channels=3)
+    image = tf.io.decode_png(features[TRANSFORMED_IMAGE], channels=3)
     image = tf.ensure_shape(image, [image_size, image_size, 3])
-    return image, features[LABEL_KEY]
+    return image, features[LABEL]
 
 
 def make_dataset(file_pattern: list[str] | str, image_size: int, batch_size: int,

@@ -22,14 +22,19 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from trainer import model as model_lib
+from trainer.contract import (
+    CLASSES,
+    EXAMPLES_INPUT,
+    EXAMPLES_SIGNATURE,
+    HPARAMS_FILE,
+    IMAGE_BYTES,
+    PROBABILITIES,
+    PROBABILITY,
+    SERVING_SIGNATURE,
+    TRANSFORMED_IMAGE,
+)
 from trainer.hparams import HParams
-from trainer.transform import RAW_IMAGE_KEY, TRANSFORMED_IMAGE_KEY, decode_png_batch
-
-SERVING_SIGNATURE = "serving_default"
-EXAMPLES_SIGNATURE = "from_examples"
-# The HParams the model was built with, so tools can rebuild the Keras model around the saved
-# variables (`imgpipe inspect-model`); TF Serving ignores assets.extra/ files it does not know.
-HPARAMS_FILE = os.path.join("assets.extra", "hparams.json")
+from trainer.transform import decode_png_batch
 
 
 def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
@@ -41,7 +46,7 @@ def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTrans
     module.tft_layer = tf_transform_output.transform_features_layer()
     module.class_names = tf.Variable(list(class_names), trainable=False, name="class_names")
     raw_spec = {k: v for k, v in tf_transform_output.raw_feature_spec().items()
-                if k == RAW_IMAGE_KEY}
+                if k == IMAGE_BYTES}
 
     @tf.function(autograph=False, input_signature=[
         tf.TensorSpec([None, image_size, image_size, 3], tf.uint8, name="images")])
@@ -50,20 +55,20 @@ def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTrans
 
     def predict_raw(raw_features):
         transformed = module.tft_layer(raw_features)
-        return predict_images(decode_png_batch(transformed[TRANSFORMED_IMAGE_KEY], image_size))
+        return predict_images(decode_png_batch(transformed[TRANSFORMED_IMAGE], image_size))
 
     @tf.function(autograph=False,
-                 input_signature=[tf.TensorSpec([None], tf.string, name=RAW_IMAGE_KEY)])
+                 input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_image_bytes(image_bytes):
-        outputs = predict_raw({RAW_IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
+        outputs = predict_raw({IMAGE_BYTES: tf.reshape(image_bytes, [-1, 1])})
         probabilities = model_lib.class_probabilities(outputs)
         classes = tf.gather(module.class_names, tf.argmax(probabilities, axis=-1))
-        return {"probabilities": probabilities, "classes": classes}
+        return {PROBABILITIES: probabilities, CLASSES: classes}
 
     @tf.function(autograph=False,
-                 input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+                 input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(serialized):
-        return {"probability": predict_raw(tf.io.parse_example(serialized, raw_spec))}
+        return {PROBABILITY: predict_raw(tf.io.parse_example(serialized, raw_spec))}
 
     module.predict_images = predict_images
     return module, {

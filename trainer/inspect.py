@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import model as model_lib
-from trainer.export import HPARAMS_FILE
+from trainer.contract import HPARAMS_FILE
 from trainer.hparams import HParams
 
 DROPOUT_LAYER = "dropout"

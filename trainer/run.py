@@ -13,11 +13,8 @@ from tfx import v1 as tfx
 
 from trainer import bottleneck, data, devices, export, train
 from trainer import model as model_lib
+from trainer.contract import HISTORY_FILE, HPARAMS_KEY, LABEL_NAME
 from trainer.hparams import HParams
-
-HPARAMS_KEY = "hparams"
-# The image ExampleGen's feature whose schema domain lists the class names in label order.
-CLASS_NAMES_FEATURE = "label_name"
 
 
 def schema_class_names(schema_path: str | None) -> tuple[str, ...] | None:
@@ -28,7 +25,7 @@ def schema_class_names(schema_path: str | None) -> tuple[str, ...] | None:
 
     schema = io_utils.SchemaReader().read(schema_path)
     for feature in schema.feature:
-        if feature.name == CLASS_NAMES_FEATURE and feature.HasField("string_domain"):
+        if feature.name == LABEL_NAME and feature.HasField("string_domain"):
             return tuple(feature.string_domain.value)
     return None
 
@@ -78,7 +75,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
                                 compilation=plan.compilation)
         tf.io.gfile.makedirs(fn_args.model_run_dir)
-        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "history.json"), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
             json.dump({"history": history, **record}, f, indent=1)
         export.export(model, tf_transform_output, hp.class_names, hp.image_size,
                       fn_args.serving_model_dir, hparams=hp)

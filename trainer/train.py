@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from trainer import devices
 from trainer import model as model_lib
+from trainer.contract import progress_logger
 from trainer.hparams import HParams
-from trainer.progress import progress_logger
 
 HEAD_LAYER_PREFIXES = ("dense_", "probability")
 

@@ -13,9 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
-RAW_IMAGE_KEY = "image_bytes"
-LABEL_KEY = "label"
-TRANSFORMED_IMAGE_KEY = "image_png"
+from trainer.contract import IMAGE_BYTES, IMAGE_SIZE_KEY, LABEL, TRANSFORMED_IMAGE
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -39,11 +37,11 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     `custom_config['image_size']` sets the output size. The label passes through when present
     (training and evaluation); serving calls this without it.
     """
-    image_size = int(custom_config["image_size"])
-    raw = tf.reshape(inputs[RAW_IMAGE_KEY], [-1])
+    image_size = int(custom_config[IMAGE_SIZE_KEY])
+    raw = tf.reshape(inputs[IMAGE_BYTES], [-1])
     png = tf.map_fn(lambda b: tf.io.encode_png(decode_and_resize(b, image_size)), raw,
                     fn_output_signature=tf.TensorSpec([], tf.string))
-    outputs = {TRANSFORMED_IMAGE_KEY: png}
-    if LABEL_KEY in inputs:
-        outputs[LABEL_KEY] = tf.reshape(inputs[LABEL_KEY], [-1])
+    outputs = {TRANSFORMED_IMAGE: png}
+    if LABEL in inputs:
+        outputs[LABEL] = tf.reshape(inputs[LABEL], [-1])
     return outputs

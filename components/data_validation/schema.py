@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.image_example_gen import reader
+from trainer import contract
 
 IMAGE_FORMATS = ("bmp", "gif", "jpeg", "png")
 
@@ -53,22 +53,22 @@ def curate_schema(inferred: schema_pb2.Schema, class_names: Sequence[str]) -> sc
         raise ValueError(f"need at least two class names, got {list(class_names)}")
     schema = schema_pb2.Schema()
     schema.CopyFrom(inferred)
-    filename = _feature(schema, reader.FILENAME)
-    _drop_global_domain(schema, reader.FILENAME)
+    filename = _feature(schema, contract.FILENAME)
+    _drop_global_domain(schema, contract.FILENAME)
     filename.ClearField("domain")
     filename.ClearField("string_domain")
-    _set_string_domain(schema, reader.FORMAT, IMAGE_FORMATS)
-    _set_string_domain(schema, reader.LABEL_NAME, class_names)
-    label = _feature(schema, reader.LABEL)
+    _set_string_domain(schema, contract.FORMAT, IMAGE_FORMATS)
+    _set_string_domain(schema, contract.LABEL_NAME, class_names)
+    label = _feature(schema, contract.LABEL)
     label.ClearField("bool_domain")
     label.int_domain.CopyFrom(schema_pb2.IntDomain(
         min=0, max=len(class_names) - 1, is_categorical=True))
     # TFDV's image semantic domain: every value must be an image of a supported type. The
     # ExampleGen already quarantines what TensorFlow cannot decode; with StatisticsGen's semantic
     # image statistics switched on, TFDV checks it again.
-    image = _feature(schema, reader.IMAGE_BYTES)
+    image = _feature(schema, contract.IMAGE_BYTES)
     image.ClearField("domain")
     image.image_domain.CopyFrom(schema_pb2.ImageDomain(minimum_supported_image_fraction=1.0))
-    for name in (reader.HEIGHT, reader.WIDTH):
+    for name in (contract.HEIGHT, contract.WIDTH):
         _feature(schema, name).int_domain.CopyFrom(schema_pb2.IntDomain(min=1))
     return schema

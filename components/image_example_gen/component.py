@@ -17,6 +17,7 @@ from tfx.dsl.components.base import executor_spec
 from components.image_example_gen import executor
 from components.image_example_gen.driver import ImageExampleGenDriver
 from components.image_example_gen.files import CLASS_FILES
+from trainer.contract import FILENAME
 
 SPAN_FOLDER = "span-{SPAN}"
 GIVEN_SPLITS = ("train", "eval")
@@ -66,7 +67,7 @@ class ImageLayout:
         return tfx.proto.Output(split_config=tfx.proto.SplitConfig(
             splits=[tfx.proto.SplitConfig.Split(name="train", hash_buckets=train),
                     tfx.proto.SplitConfig.Split(name="eval", hash_buckets=evaluation)],
-            partition_feature_name="filename"))
+            partition_feature_name=FILENAME))
 
     def range_config(self) -> tfx.proto.RangeConfig | None:
         """A static range of one span when `span` is set; TFX's default (latest) otherwise."""

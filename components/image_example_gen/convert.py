@@ -22,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from components.image_example_gen.inspect import Unusable, inspect_image
 from components.image_example_gen.report import QuarantinedFile
-from trainer.progress import INGEST_DONE, progress_logger
+from trainer.contract import INGEST_DONE, progress_logger
 
 QUARANTINED = "quarantined"
 # `imgpipe run` echoes this logger's records to the terminal (pipeline/progress.py): the

@@ -37,7 +37,7 @@ from tfx.utils import proto_utils
 from components.image_example_gen import convert, files
 from components.image_example_gen.report import REPORT_FILE, IngestReport, QuarantinedFile
 from components.image_example_gen.settings import IngestSettings, window_from_exec_properties
-from trainer.progress import INGEST_TOTAL
+from trainer.contract import INGEST_TOTAL
 
 __all__ = ["Executor", "IngestSettings"]
 

@@ -6,13 +6,7 @@ import posixpath
 
 import tensorflow as tf
 
-IMAGE_BYTES = "image_bytes"
-LABEL = "label"
-LABEL_NAME = "label_name"
-FILENAME = "filename"
-HEIGHT = "height"
-WIDTH = "width"
-FORMAT = "format"
+from trainer.contract import FILENAME, FORMAT, HEIGHT, IMAGE_BYTES, LABEL, LABEL_NAME, WIDTH
 
 
 def make_example(image_bytes: bytes, label: int, label_name: str, filename: str,

@@ -28,12 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from components.image_example_gen import reader
+from trainer.contract import CLASSES, IMAGE_BYTES, PROBABILITIES, SERVING_SIGNATURE
 
-SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY  # "serving_default"
-IMAGE_INPUT = "image_bytes"  # the signature's input, as trainer/export.py defines it
-IMAGE_FEATURE = reader.IMAGE_BYTES  # ExampleGen's feature with the encoded image
-PROBABILITIES = "probabilities"
-CLASSES = "classes"
 SUM_TOLERANCE = 1e-3
 DEFAULT_TIMEOUT_SECONDS = 300
 MODULE = "components.load_check.probe"
@@ -69,7 +65,7 @@ def validate_outputs(outputs: Mapping[str, Any], num_images: int) -> str:
     """
     for key in (PROBABILITIES, CLASSES):
         if key not in outputs:
-            return f"{SIGNATURE} has no {key!r} output (outputs: {sorted(outputs)})"
+            return f"{SERVING_SIGNATURE} has no {key!r} output (outputs: {sorted(outputs)})"
     probabilities = np.asarray(outputs[PROBABILITIES])
     classes = np.asarray(outputs[CLASSES])
     if probabilities.dtype != np.float32:
@@ -118,7 +114,7 @@ def describe_error(error: BaseException) -> str:
 # --- image files --------------------------------------------------------------------------------
 
 
-def read_images(split_dir: str, limit: int, feature: str = IMAGE_FEATURE) -> list[bytes]:
+def read_images(split_dir: str, limit: int, feature: str = IMAGE_BYTES) -> list[bytes]:
     """The first `limit` (>= 1) encoded images of a split, for the probe."""
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
@@ -162,22 +158,23 @@ def check_model(model_dir: str, images: Sequence[bytes]) -> dict[str, Any]:
     findings["load_seconds"] = round(time.monotonic() - start, 3)
     _progress(f"loaded {model_dir} in {findings['load_seconds']} s")
     signatures = sorted(loaded.signatures.keys())
-    if SIGNATURE not in signatures:
-        findings["reason"] = f"the SavedModel has no {SIGNATURE!r} signature (has {signatures})"
+    if SERVING_SIGNATURE not in signatures:
+        findings["reason"] = (f"the SavedModel has no {SERVING_SIGNATURE!r} signature "
+                              f"(has {signatures})")
         return findings
-    function = loaded.signatures[SIGNATURE]
+    function = loaded.signatures[SERVING_SIGNATURE]
     inputs = sorted(function.structured_input_signature[1])
-    if inputs != [IMAGE_INPUT]:
-        findings["reason"] = (f"{SIGNATURE} takes inputs {inputs}, expected "
-                              f"[{IMAGE_INPUT!r}]")
+    if inputs != [IMAGE_BYTES]:
+        findings["reason"] = (f"{SERVING_SIGNATURE} takes inputs {inputs}, expected "
+                              f"[{IMAGE_BYTES!r}]")
         return findings
-    _progress(f"calling {SIGNATURE} on {len(images)} images")
+    _progress(f"calling {SERVING_SIGNATURE} on {len(images)} images")
     start = time.monotonic()
     try:
-        outputs = function(**{IMAGE_INPUT: tf.constant(list(images), dtype=tf.string)})
+        outputs = function(**{IMAGE_BYTES: tf.constant(list(images), dtype=tf.string)})
         arrays = {key: value.numpy() for key, value in outputs.items()}
     except Exception as error:  # any failure to serve is the finding
-        findings["reason"] = f"{SIGNATURE} failed: {describe_error(error)}"
+        findings["reason"] = f"{SERVING_SIGNATURE} failed: {describe_error(error)}"
         return findings
     findings["call_seconds"] = round(time.monotonic() - start, 3)
     findings["outputs"] = {key: {"dtype": str(value.dtype), "shape": _shape(value)}

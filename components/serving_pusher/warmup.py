@@ -14,14 +14,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from components.image_example_gen import reader
+from trainer.contract import IMAGE_BYTES, SERVING_SIGNATURE
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 # TF Serving refuses to load a version whose warmup file holds more records than this.
 MAX_WARMUP_REQUESTS = 1000
-IMAGE_FEATURE = reader.IMAGE_BYTES  # ExampleGen's feature with the encoded image
-IMAGE_INPUT = "image_bytes"  # the serving signature's input
-SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 
 def check_count(warmup_requests: int) -> None:
@@ -31,14 +29,14 @@ def check_count(warmup_requests: int) -> None:
                          f"(TF Serving's limit), got {warmup_requests}")
 
 
-def read_images(split_dir: str, limit: int, feature: str = IMAGE_FEATURE) -> list[bytes]:
+def read_images(split_dir: str, limit: int, feature: str = IMAGE_BYTES) -> list[bytes]:
     """Up to `limit` (at most TF Serving's limit) encoded eval images for warmup requests."""
     check_count(limit)
     return reader.read_split_images(split_dir, limit, feature)
 
 
-def prediction_log(image: bytes, model_name: str, signature_name: str = SIGNATURE,
-                   input_name: str = IMAGE_INPUT) -> prediction_log_pb2.PredictionLog:
+def prediction_log(image: bytes, model_name: str, signature_name: str = SERVING_SIGNATURE,
+                   input_name: str = IMAGE_BYTES) -> prediction_log_pb2.PredictionLog:
     """One Predict request for one image: a string tensor of shape [1]."""
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))

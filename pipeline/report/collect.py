@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.summary import RunSummary, read_run_summary
+from trainer import contract
+from trainer.contract import HISTORY_FILE, SERVING_SIGNATURE, SERVING_SUBDIR
 
 DATA = "Data"
 AUGMENTATION = "Augmentation preview"
@@ -29,8 +31,6 @@ GRADCAM = "Grad-CAM on the cut layer"
 PUSH = "Push decision"
 SECTION_TITLES = (DATA, AUGMENTATION, CURVES, EVALUATION, CONFUSION, MISCLASSIFIED, GRADCAM, PUSH)
 
-SERVING_SUBDIR = "Format-Serving"  # where TFX's Trainer puts `serving_model_dir`
-HISTORY_FILE = "history.json"  # written by trainer/run.py in the Trainer's model_run dir
 MAX_QUARANTINE_ROWS = 200
 PREDICT_BATCH = 16
 MAX_GRADCAM_IMAGES = 24  # Grad-CAM costs a forward and a backward pass through the base each
@@ -114,8 +114,6 @@ def read_examples(split_dir: str, limit: int, num_classes: int = 0,
     """
     import tensorflow as tf
 
-    from components.image_example_gen import reader
-
     files = sorted(tf.io.gfile.glob(posixpath.join(split_dir, "*.gz")))
     if not files or limit <= 0:
         return []
@@ -124,15 +122,15 @@ def read_examples(split_dir: str, limit: int, num_classes: int = 0,
     result = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(scan_limit):
         feature = tf.train.Example.FromString(record.numpy()).features.feature
-        label = int(feature[reader.LABEL].int64_list.value[0])
+        label = int(feature[contract.LABEL].int64_list.value[0])
         if kept.get(label, 0) >= quota:
             continue
         kept[label] = kept.get(label, 0) + 1
         result.append(Example(
-            image_bytes=feature[reader.IMAGE_BYTES].bytes_list.value[0],
+            image_bytes=feature[contract.IMAGE_BYTES].bytes_list.value[0],
             label=label,
-            label_name=feature[reader.LABEL_NAME].bytes_list.value[0].decode("utf-8"),
-            filename=feature[reader.FILENAME].bytes_list.value[0].decode("utf-8")))
+            label_name=feature[contract.LABEL_NAME].bytes_list.value[0].decode("utf-8"),
+            filename=feature[contract.FILENAME].bytes_list.value[0].decode("utf-8")))
         if len(result) >= limit or (num_classes and len(kept) == num_classes
                                     and all(n >= quota for n in kept.values())):
             break
@@ -199,7 +197,7 @@ def _predict(saved: Any, examples: list[Example], class_names: tuple[str, ...], 
              eval_split_size: int | None) -> Predictions:
     import tensorflow as tf
 
-    serve = saved.signatures["serving_default"]
+    serve = saved.signatures[SERVING_SIGNATURE]
     probabilities = []
     for start in range(0, len(examples), PREDICT_BATCH):
         batch = [e.image_bytes for e in examples[start:start + PREDICT_BATCH]]

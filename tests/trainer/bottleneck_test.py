@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.errors import UserError
 from pipeline.model_options import hparams_from_options, model_options
-from trainer import bottleneck
+from trainer import bottleneck, contract
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
@@ -259,7 +259,7 @@ def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_
         eval_files=[write_records(tmp_path / "eval.gz", *_images(4, seed=2))],
         transform_output=os.path.dirname(transform_output.transform_savedmodel_dir),
         serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
-        custom_config={run.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)
+        custom_config={contract.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)
     run.run_fn(fn_args)
     record = json.loads((tmp_path / "run" / "history.json").read_text())
     assert record["bottleneck_cache"]["train"]["records"] == 8

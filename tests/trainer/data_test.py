@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.errors import UserError
 from pipeline.model_options import hparams_from_options, model_options
-from trainer import data
+from trainer import contract, data
 from trainer.hparams import HParams
 
 SIZE = 16
@@ -134,6 +134,6 @@ def test_run_fn_gives_the_bound_to_the_training_and_eval_images(transform_output
         eval_files=[write_records(tmp_path / "eval.gz", images[:4], labels[:4])],
         transform_output=os.path.dirname(transform_output.transform_savedmodel_dir),
         serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"),
-        custom_config={run.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)
+        custom_config={contract.HPARAMS_KEY: hp.to_config()}, schema_path=None, base_model=None)
     run.run_fn(fn_args)
     assert bounds == [3 << 20, 3 << 20]

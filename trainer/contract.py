@@ -1,0 +1,53 @@
+"""The names the pipeline's parts agree on, defined once; no TensorFlow import.
+
+The ExampleGen writes these features, Transform and the Trainer read them, the exported model's
+signatures take and return them, and the pusher, the load check, the clients and the run summary
+call them by these names. Every package may import this module (see docs/development.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+# Features of the ExampleGen's tf.Examples.
+IMAGE_BYTES = "image_bytes"  # the original encoded file, never decoded pixels
+LABEL = "label"  # int64 class index, in the order of the class names
+LABEL_NAME = "label_name"  # the class folder's name; its schema domain lists the class names
+FILENAME = "filename"  # the path relative to the data folder
+HEIGHT = "height"
+WIDTH = "width"
+FORMAT = "format"
+
+# Transform's output feature: the image resized to the model's input, as PNG bytes.
+TRANSFORMED_IMAGE = "image_png"
+
+# The exported model's signatures and their inputs and outputs.
+SERVING_SIGNATURE = "serving_default"  # TF Serving's Predict: image_bytes -> classes
+EXAMPLES_SIGNATURE = "from_examples"  # TFMA and InfraValidator: serialized tf.Examples
+EXAMPLES_INPUT = "examples"
+PROBABILITIES = "probabilities"
+CLASSES = "classes"
+PROBABILITY = "probability"  # from_examples' output: the head's own output
+
+# The TFX module files, and the keys of the custom_config they receive.
+PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+HPARAMS_KEY = "hparams"  # Trainer: HParams.to_config()
+IMAGE_SIZE_KEY = "image_size"  # Transform: the model's input size in pixels
+
+# Files the Trainer writes beside the model (its model_run folder) and inside the SavedModel.
+HISTORY_FILE = "history.json"
+HPARAMS_FILE = "assets.extra/hparams.json"  # TF Serving ignores assets.extra/ files
+SERVING_SUBDIR = "Format-Serving"  # where TFX's Trainer puts its serving_model_dir
+
+# Progress records that `imgpipe run` shows on the terminal. Two extra record attributes drive
+# its ingestion bar: INGEST_TOTAL (images the ExampleGen will read) and INGEST_DONE (images read
+# since the previous such record).
+PROGRESS_LOGGER = "imgpipe.progress"
+INGEST_TOTAL = "imgpipe_ingest_total"
+INGEST_DONE = "imgpipe_ingest_done"
+
+
+def progress_logger() -> logging.Logger:
+    """The logger whose records `imgpipe run` shows on the terminal."""
+    return logging.getLogger(PROGRESS_LOGGER)
