@@ -2,8 +2,6 @@
 
 from typing import Any
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 
 def __getattr__(name: str) -> Any:
     """`components.DataVerdict`, the import path Kubeflow V2 derives from its TYPE_NAME.

@@ -1,3 +1,3 @@
-"""Pipeline factory, runners and command-line tool."""
-
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+"""The pipeline's definition (`pipeline.py`, `config.py`) and the rooms around it: running it on
+this machine (`local/`), reading runs back (`results/`), Kubeflow and Vertex (`kubeflow/`), and
+the command-line tool (`cli/`)."""

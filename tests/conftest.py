@@ -12,8 +12,8 @@ import struct
 import zlib
 from pathlib import Path
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
+# Keras 2 (tf_keras), as the CLI's entry point and TFX's module files choose it.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402

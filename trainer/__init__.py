@@ -1,10 +1,5 @@
-"""The Trainer's module: data, model, augmentation, export and hyperparameters.
+"""The Trainer's and Transform's module files, and the model they build.
 
-TF Transform 1.16 and this project use Keras 2 (`tf_keras`) through `tf.keras`. That choice must
-be made before TensorFlow is first imported, so it is made here, once; every other package of
-the project imports this one first.
+`run.py` (the Trainer's `run_fn`) and `transform.py` (Transform's `preprocessing_fn`) are the two
+entry points TFX loads; `contract.py` holds the names every other package shares with them.
 """
-
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -241,8 +241,6 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
     the head trains on them in batches of `hp.head_batch_size`. Returns the history (as
     `train.fit`'s) and a summary of the two caches and that batch size.
     """
-    if hp.fine_tune_from:
-        raise ValueError("the bottleneck cache cannot be used with fine-tuning")
     if hp.augment.enabled and not hp.cache_augmented_copies:
         logging.warning("bottleneck cache without augmented copies: the head trains on "
                         "un-augmented features (set cache_augmented_copies for augmentation)")

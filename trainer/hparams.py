@@ -85,29 +85,28 @@ class HParams:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.images_in_memory_mb < 0:
-            raise ValueError(f"images_in_memory_mb must be at least 0, got "
-                             f"{self.images_in_memory_mb}")
+            raise ValueError(f"images_in_memory_mb {self.images_in_memory_mb} must be at least 0")
         self._check_cache()
 
     def _check_cache(self) -> None:
-        if self.cache_augmented_copies < 0:
-            raise ValueError("cache_augmented_copies must be at least 0, got "
-                             f"{self.cache_augmented_copies}")
-        if self.cache_batch_size < 0:
-            raise ValueError(f"cache_batch_size must be at least 0, got {self.cache_batch_size}")
+        """The bottleneck cache's rules, stated once: the CLI shows these with flag names."""
+        copies, batch = self.cache_augmented_copies, self.cache_batch_size
+        if copies < 0:
+            raise ValueError(f"cache_augmented_copies {copies} must be at least 0")
+        if batch < 0:
+            raise ValueError(f"cache_batch_size {batch} must be at least 0")
         if not self.bottleneck_cache:
-            if self.cache_augmented_copies:
-                raise ValueError("cache_augmented_copies needs the bottleneck cache on")
-            if self.cache_batch_size:
-                raise ValueError("cache_batch_size needs the bottleneck cache on")
+            if copies:
+                raise ValueError(f"cache_augmented_copies {copies} needs bottleneck_cache on")
+            if batch:
+                raise ValueError(f"cache_batch_size {batch} needs bottleneck_cache on")
             return
         if self.fine_tune_from:
-            raise ValueError("the bottleneck cache trains the head on stored features of the "
-                             "frozen base, which fine-tuning would change; drop fine_tune_from "
-                             "or turn the cache off")
-        if self.cache_augmented_copies and not self.augment.enabled:
-            raise ValueError("cache_augmented_copies needs augmentation on (with it off every "
-                             "copy would be the same)")
+            raise ValueError("bottleneck_cache on trains the head on stored features of the "
+                             "frozen base, which fine_tune_from would change; drop one of the two")
+        if copies and not self.augment.enabled:
+            raise ValueError(f"cache_augmented_copies {copies} needs augmentation on (with it "
+                             "off every copy would be the same)")
 
     @property
     def base_spec(self) -> BaseSpec:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# TFX loads this module file itself; Keras 2 (tf_keras) must be chosen before TensorFlow is.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 import dataclasses
 import json
 import logging
-import os
 
 import tensorflow as tf
 import tensorflow_transform as tft

@@ -9,6 +9,11 @@ not a materialized float tensor.
 
 from __future__ import annotations
 
+import os
+
+# TFX loads this module file itself; Keras 2 (tf_keras) must be chosen before TensorFlow is.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 from typing import Any
 
 import tensorflow as tf

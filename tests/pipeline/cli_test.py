@@ -111,8 +111,8 @@ def test_run_refuses_inconsistent_model_flags(tmp_path, args, expected):
 
 
 def test_imagenet_download_failure_is_one_clear_line(monkeypatch):
-    from pipeline import run_command
     from pipeline.errors import UserError
+    from pipeline.local import preflight
     from trainer import bases
     from trainer.hparams import HParams
 
@@ -123,7 +123,7 @@ def test_imagenet_download_failure_is_one_clear_line(monkeypatch):
     with pytest.raises(UserError, match=r"could not get ImageNet weights for inception_v3 "
                                         r"\(URL fetch failure: \[Errno -2\] Name or service not "
                                         r"known\); without internet pass --weights PATH.h5"):
-        run_command.check_weights(HParams(class_names=("a", "b"), weights="imagenet"))
+        preflight.check_weights(HParams(class_names=("a", "b"), weights="imagenet"))
 
 
 def test_run_refuses_weights_of_another_base(tmp_path):

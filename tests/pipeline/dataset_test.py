@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.dataset import scan_dataset
 from pipeline.errors import UserError
+from pipeline.local.dataset import scan_dataset
 
 
 def _touch(path: Path, data: bytes = b"x") -> Path:

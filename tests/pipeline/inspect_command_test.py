@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.inspect_command import inspect_model  # noqa: F401  (registers the command)
+from pipeline.cli.inspect import inspect_model  # noqa: F401  (registers the command)
 from trainer import export
 from trainer import model as model_lib
 from trainer.hparams import HParams

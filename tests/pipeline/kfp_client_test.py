@@ -13,7 +13,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import pipeline.kfp_commands  # noqa: F401  (registers `imgpipe kfp`)
 from pipeline.cli import cli
 from pipeline.errors import UserError
 

@@ -10,11 +10,10 @@ import pytest
 from click.testing import CliRunner
 from google.auth.credentials import AnonymousCredentials
 
-import pipeline.kfp_commands  # noqa: F401  (registers `imgpipe vertex`)
 from pipeline.cli import cli
+from pipeline.cli.options import check_cron
 from pipeline.errors import UserError
-from pipeline.kfp_commands import build_vertex_schedule, create_vertex_schedule
-from pipeline.schedule import check_cron
+from pipeline.kubeflow.submit import build_vertex_schedule, create_vertex_schedule
 
 JOB = {
     "displayName": "image-classifier",

@@ -12,11 +12,10 @@ from google.protobuf import json_format
 from kfp.client.client import _extract_pipeline_yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-import pipeline.compile_command  # noqa: F401  (registers `imgpipe compile`)
-from pipeline import kubeflow_spec
 from pipeline.cli import cli
 from pipeline.errors import UserError
-from pipeline.kubeflow_runner import artifact_type_problems
+from pipeline.kubeflow import spec as kubeflow_spec
+from pipeline.kubeflow.compile import artifact_type_problems
 
 IMAGE = "europe-docker.pkg.dev/project/imgpipe/imgpipe:1"
 WEIGHTS = "/opt/imgpipe/weights/base.h5"

@@ -5,8 +5,8 @@ import copy
 import pytest
 from google.protobuf import json_format
 
-from pipeline import kubeflow_spec
 from pipeline.errors import UserError
+from pipeline.kubeflow import spec as kubeflow_spec
 
 IMAGE = "registry.example/imgpipe:1"
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from pipeline.sample_data import write_sample_data
+from pipeline.local.sample_data import write_sample_data
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
@@ -126,8 +126,8 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
 @pytest.fixture(scope="module")
 def latest_report(first_run):
     """The report's data and page for the latest run (the re-run's, once that test ran)."""
-    from pipeline.report.collect import collect
-    from pipeline.report.render import render_html
+    from pipeline.results.report.collect import collect
+    from pipeline.results.report.render import render_html
 
     root, _ = first_run
     data = collect(root / "out", MODEL, max_eval_images=8, augment_images=2,
@@ -142,7 +142,7 @@ def test_the_run_report_has_every_section_from_the_latest_run(first_run, latest_
 
     from PIL import Image
 
-    from pipeline.report import SECTION_TITLES
+    from pipeline.results.report import SECTION_TITLES
 
     root, _ = first_run
     _, page = latest_report

@@ -7,7 +7,7 @@ import logging
 import pytest
 from absl import logging as absl_logging
 
-from pipeline.progress import INGEST_DONE, INGEST_TOTAL, ProgressHandler, progress_logger
+from pipeline.local.progress import INGEST_DONE, INGEST_TOTAL, ProgressHandler, progress_logger
 
 
 class _Clock:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.report import SECTION_TITLES
-from pipeline.report.collect import Predictions, ReportData, Tile
-from pipeline.report.render import render_html
-from pipeline.summary import RunSummary
+from pipeline.results.report import SECTION_TITLES
+from pipeline.results.report.collect import Predictions, ReportData, Tile
+from pipeline.results.report.render import render_html
+from pipeline.results.summary import RunSummary
 
 WINDOW = (1280, 6000)
 CLASSES = ("circle", "square")

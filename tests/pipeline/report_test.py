@@ -11,8 +11,8 @@ import tensorflow as tf
 from PIL import Image
 
 from components.image_example_gen.reader import make_example
-from pipeline.report import SECTION_TITLES, plots
-from pipeline.report.collect import (
+from pipeline.results.report import SECTION_TITLES, plots
+from pipeline.results.report.collect import (
     AUGMENTATION,
     CONFUSION,
     CURVES,
@@ -25,8 +25,8 @@ from pipeline.report.collect import (
     _model_sections,
     read_examples,
 )
-from pipeline.report.render import render_html
-from pipeline.summary import RunSummary
+from pipeline.results.report.render import render_html
+from pipeline.results.summary import RunSummary
 
 CLASSES = ("circle", "square")
 
@@ -199,8 +199,8 @@ def test_figures_stay_readable_in_size_with_many_classes():
 
 
 def test_write_report_keeps_each_runs_page_and_the_latest_as_report_html(tmp_path, monkeypatch):
-    from pipeline.report import collect as collect_module
-    from pipeline.report import write_report
+    from pipeline.results.report import collect as collect_module
+    from pipeline.results.report import write_report
 
     calls = []
 

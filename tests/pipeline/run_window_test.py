@@ -4,10 +4,10 @@ import pytest
 from click.testing import CliRunner
 
 from components.image_example_gen.settings import window_from_exec_properties
-from pipeline import run_command
 from pipeline.cli import cli
+from pipeline.cli import run as run_command
+from pipeline.local.sample_data import write_sample_data
 from pipeline.pipeline import create_pipeline
-from pipeline.sample_data import write_sample_data
 
 
 class _StopError(Exception):

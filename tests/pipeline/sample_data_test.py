@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.sample_data import SHAPES, render_image, write_sample_data
+from pipeline.local.sample_data import SHAPES, render_image, write_sample_data
 
 
 def _digest(root):

@@ -10,23 +10,22 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import pipeline.run_command  # noqa: F401  (registers `imgpipe run`)
-import pipeline.schedule as schedule_module
+import pipeline.cli.schedule as schedule_module
 from pipeline.cli import cli
+from pipeline.cli.options import check_cron
 from pipeline.errors import UserError
-from pipeline.schedule import (
+from pipeline.local.lock import output_lock
+from pipeline.local.new_data import (
     DataState,
-    check_cron,
     data_state,
     new_data_decision,
-    output_lock,
     read_last_run,
     record_run,
-    run_on_schedule,
 )
+from pipeline.local.schedule import run_on_schedule
 
 UTC = datetime.timezone.utc
-HOLD_LOCK = ("import sys\nfrom pathlib import Path\nfrom pipeline.schedule import output_lock\n"
+HOLD_LOCK = ("import sys\nfrom pathlib import Path\nfrom pipeline.local.lock import output_lock\n"
              "with output_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
              "    sys.stdin.readline()\n")
 

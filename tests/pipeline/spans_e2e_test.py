@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_data import write_sample_data
+from pipeline.local.sample_data import write_sample_data
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 MODEL = "spans"

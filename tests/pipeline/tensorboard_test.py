@@ -12,11 +12,11 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.cli.tensorboard import TRAINER_LOGS, find_log_dirs, tensorboard_args
 from pipeline.errors import UserError
-from pipeline.tensorboard_command import TRAINER_LOGS, find_log_dirs, tensorboard_args
 
-# Runs the command as `imgpipe` does (its one-line errors), registering it here too.
-COMMAND = ("import sys; from pipeline.cli import main; import pipeline.tensorboard_command; "
+# Runs the command as `imgpipe` does (its one-line errors).
+COMMAND = ("import sys; from pipeline.cli import main; "
            "sys.argv = ['imgpipe', *sys.argv[1:]]; main()")
 
 

@@ -178,11 +178,10 @@ def test_a_corrupt_metadata_store_is_refused_and_left_as_it_was(cli, tmp_path, t
 def _out_of_range_values() -> list[tuple[str, str]]:
     """(flag, value) for every bounded flag of `imgpipe run`: just below and just above its
     range, and a value outside every closed choice list."""
-    import pipeline.run_command  # noqa: F401  (registers `run`)
-    from pipeline.cli import cli as group
+    from pipeline.cli.run import run
 
     cases = []
-    for param in group.commands["run"].params:
+    for param in run.params:
         if not isinstance(param, click.Option) or param.is_flag:
             continue
         flag = param.opts[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline.schedule import output_lock
+from pipeline.local.lock import output_lock
 
 
 def _mlmd_store(path) -> None:

@@ -125,7 +125,7 @@ def cli(capfd) -> Callable[..., CliResult]:
 
     def invoke(*args: str, on_pipeline: Callable | None = None) -> CliResult:
         """`on_pipeline(config, layout)` replaces running the pipeline, if given."""
-        from pipeline import run_command
+        from pipeline.cli import run as run_command
 
         capfd.readouterr()
         code = None

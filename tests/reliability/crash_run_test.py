@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_data import write_sample_data
+from pipeline.local.sample_data import write_sample_data
 
 MODEL = "crash"
 TRAINING_STARTED = "devices: "  # trainer/run.py logs the device plan as run_fn starts
@@ -33,20 +33,16 @@ pytestmark = pytest.mark.slow
 
 def _executions(metadata: Path) -> dict[str, list[str]]:
     """Component id -> the states of its executions, oldest first, read with ML Metadata."""
-    import ml_metadata as mlmd
-    from tfx import v1 as tfx
+    from pipeline.results.metadata import STATE_NAMES, open_store
 
-    from pipeline.summary import _STATE_NAMES
-
-    store = mlmd.MetadataStore(
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata)))
+    store = open_store(metadata)
     states: dict[str, list[str]] = {}
     for execution in sorted(store.get_executions(), key=lambda e: e.id):
         nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
                  if c.name.startswith(f"{MODEL}.")]
         if nodes:
             states.setdefault(nodes[0][len(MODEL) + 1:], []).append(
-                _STATE_NAMES.get(execution.last_known_state, "unknown"))
+                STATE_NAMES.get(execution.last_known_state, "unknown"))
     return states
 
 

@@ -8,11 +8,12 @@ process of its own (the component tests' `run_executor`, reduced to what is need
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+# A process of its own: Keras 2 (tf_keras) is chosen before TensorFlow loads, as imgpipe does.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-# isort: split
 from tfx.components.example_gen import utils
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts

@@ -1,4 +1,5 @@
-"""`pipeline.preflight` on its own: what it lets through matters as much as what it refuses."""
+"""`pipeline.local.preflight` on its own: what it lets through matters as much as what it
+refuses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.preflight import check_data_readable, check_metadata_store, unreadable_entries
+from pipeline.local.preflight import check_data_readable, check_metadata_store, unreadable_entries
 
 
 def _store(path) -> None:

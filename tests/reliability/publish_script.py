@@ -13,9 +13,9 @@ import os
 import sys
 import time
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+# A process of its own: Keras 2 (tf_keras) is chosen before TensorFlow loads, as imgpipe does.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-# isort: split
 from components.serving_pusher.publish import copy_tree, publish_version
 
 

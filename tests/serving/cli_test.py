@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import pipeline.serve_command  # noqa: F401  (registers the commands on `cli`)
-import pipeline.serving_commands  # noqa: F401
 from pipeline.cli import cli
 from pipeline.errors import UserError
 

@@ -5,8 +5,6 @@ from click.testing import CliRunner
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-import pipeline.serve_command  # noqa: F401  (registers the commands on `cli`)
-import pipeline.serving_commands  # noqa: F401
 from pipeline.cli import cli
 from pipeline.errors import UserError
 from serving.config import (

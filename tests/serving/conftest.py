@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from components.serving_pusher.warmup import write_warmup_file
-from pipeline.sample_data import render_image
+from pipeline.local.sample_data import render_image
 from serving.config import BatchingOptions, read_model_config_file, write_serving_config
 from serving.manager import ModelRegistry, ModelSource
 from serving.server import ModelServer, ServerOptions

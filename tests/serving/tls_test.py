@@ -11,8 +11,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-import pipeline.serve_command  # noqa: F401  (registers the commands on `cli`)
-import pipeline.serving_commands  # noqa: F401
 from pipeline.cli import cli
 from serving.client import ClientOptions, RetryPolicy, ServingClient
 from serving.errors import ServingError

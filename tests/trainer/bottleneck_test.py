@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
+from pipeline.cli.options import hparams_from_options, model_options
 from pipeline.errors import UserError
-from pipeline.model_options import hparams_from_options, model_options
 from trainer import bottleneck, contract
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
@@ -212,7 +212,8 @@ def test_fit_cached_trains_the_head_in_batches_of_the_cache_batch_size(model, tm
      "--fine-tune-from would change; drop one of the two"),
     (["--cache-augmented-copies", "2"], "--cache-augmented-copies 2 needs --bottleneck-cache on"),
     (["--bottleneck-cache", "on", "--cache-augmented-copies", "2", "--no-augment"],
-     "--cache-augmented-copies 2 needs augmentation; drop --no-augment or the copies"),
+     "--cache-augmented-copies 2 needs augmentation on (with it off every copy would "
+     "be the same)"),
     (["--cache-batch-size", "128"], "--cache-batch-size 128 needs --bottleneck-cache on"),
     (["--bottleneck-cache", "on", "--cache-batch-size", "-1"],
      "--cache-batch-size -1 must be at least 0"),

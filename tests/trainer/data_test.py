@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
+from pipeline.cli.options import hparams_from_options, model_options
 from pipeline.errors import UserError
-from pipeline.model_options import hparams_from_options, model_options
 from trainer import contract, data
 from trainer.hparams import HParams
 
@@ -101,7 +101,7 @@ def test_the_flag_sets_the_bound_and_a_negative_one_is_one_line():
     result = CliRunner().invoke(command, ["--images-in-memory-mb", "-1"])
     assert isinstance(result.exception, UserError)  # imgpipe's main: one line, exit code 2
     assert str(result.exception) == "--images-in-memory-mb -1 must be at least 0"
-    with pytest.raises(ValueError, match="images_in_memory_mb must be at least 0, got -2"):
+    with pytest.raises(ValueError, match="images_in_memory_mb -2 must be at least 0"):
         HParams(class_names=("a", "b"), images_in_memory_mb=-2)
     hp = HParams(class_names=("a", "b"), images_in_memory_mb=64)
     assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.sample_data import write_sample_data
+from pipeline.local.sample_data import write_sample_data
 from trainer import model as model_lib
 from trainer.pretrain import pretrain_base
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
-from pipeline.cli import MODEL_NAME, cli
+from pipeline.cli.options import check_model_name
 from pipeline.errors import UserError
 from trainer.contract import SERVING_SIGNATURE
 
@@ -30,12 +30,6 @@ def _check_address(value: str, flag: str = "--server") -> str:
     match = ADDRESS.match(value)
     if not match or not 0 < int(match.group(2)) < 65536:
         raise UserError(f"{flag} {value!r} must be HOST:PORT, e.g. localhost:8500")
-    return value
-
-
-def check_model_name(value: str, flag: str) -> str:
-    if not MODEL_NAME.match(value):
-        raise UserError(f"{flag} {value!r} must be letters, digits, '_', '.' or '-'")
     return value
 
 
@@ -158,7 +152,7 @@ def _predict_all(client: Any, files: list[Path], target: ModelTarget,
     return answers
 
 
-@cli.command("predict")
+@click.command("predict")
 @client_options
 @click.option("--signature", default=SERVING_SIGNATURE, show_default=True,
               help="The signature to call.")
@@ -195,7 +189,7 @@ def predict(server: str, model_name: str, version: int | None, label: str | None
                    f"at {server}")
 
 
-@cli.command("status")
+@click.command("status")
 @client_options
 @click.option("--metadata", is_flag=True,
               help="Also print the signatures' inputs and outputs (GetModelMetadata).")

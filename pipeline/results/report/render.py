@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.report import plots
-from pipeline.report.collect import (
+from pipeline.local.layout import OutputLayout
+from pipeline.results.report import plots
+from pipeline.results.report.collect import (
     AUGMENTATION,
     CONFUSION,
     CURVES,
@@ -26,10 +27,8 @@ from pipeline.report.collect import (
 )
 
 if TYPE_CHECKING:
-    from pipeline.summary import RunSummary
+    from pipeline.results.summary import RunSummary
 
-REPORT_FILE = "report.html"
-REPORTS_DIR = "reports"
 MAX_MISCLASSIFIED = 24
 
 _STYLE = """
@@ -148,7 +147,7 @@ def _confusion(data: ReportData) -> str:
 
 
 def _misclassified(data: ReportData) -> str:
-    from pipeline.report.collect import Tile
+    from pipeline.results.report.collect import Tile
 
     p = data.predictions
     wrong = [i for i in range(len(p.labels)) if p.labels[i] != p.predicted[i]]
@@ -229,14 +228,15 @@ def write_report(output_dir: Path, pipeline_name: str, summary: RunSummary | Non
     Raises:
         LookupError: when ML Metadata records no run of the pipeline.
     """
-    from pipeline.report.collect import collect
+    from pipeline.results.report.collect import collect
 
     data = collect(output_dir, pipeline_name, summary, accuracy_threshold, max_eval_images)
     page = render_html(data)
     stamp = stamp or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    archived = output_dir / REPORTS_DIR / f"run-{stamp}.html"
+    layout = OutputLayout(output_dir)
+    archived = layout.reports_dir / f"run-{stamp}.html"
     archived.parent.mkdir(parents=True, exist_ok=True)
     archived.write_text(page, encoding="utf-8")
-    latest = output_dir / REPORT_FILE
+    latest = layout.report_path
     shutil.copyfile(archived, latest)
     return latest

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.summary import RunSummary, read_run_summary
+from pipeline.local.layout import OutputLayout
+from pipeline.results.metadata import read_latest_run
+from pipeline.results.summary import RunSummary, read_run_summary
 from trainer import contract
 from trainer.contract import HISTORY_FILE, SERVING_SIGNATURE, SERVING_SUBDIR
 
@@ -139,18 +141,7 @@ def read_examples(split_dir: str, limit: int, num_classes: int = 0,
 
 def run_artifacts(metadata_path: Path, pipeline_name: str) -> dict[str, dict[str, list]]:
     """The latest run's output artifacts, by component and output key (as the summary reads)."""
-    # The summary's own ML Metadata reading, so the report and the summary see the same run.
-    from pipeline import summary as summary_lib
-
-    store = summary_lib._store(metadata_path)
-    run = summary_lib._latest_run(store, pipeline_name)
-    outputs: dict[str, dict[str, list]] = {}
-    for execution in store.get_executions_by_context(run.id):
-        for context in store.get_contexts_by_execution(execution.id):
-            if context.name.startswith(f"{pipeline_name}."):
-                name = context.name[len(pipeline_name) + 1:]
-                outputs[name] = summary_lib._outputs(store, execution.id)
-    return outputs
+    return read_latest_run(metadata_path, pipeline_name).outputs
 
 
 def _read_quarantine(path: str) -> list[dict[str, str]]:
@@ -310,7 +301,7 @@ def collect(output_dir: Path, pipeline_name: str, summary: RunSummary | None = N
     Raises:
         LookupError: when ML Metadata records no run of the pipeline.
     """
-    metadata_path = output_dir / "metadata.sqlite"
+    metadata_path = OutputLayout(output_dir).metadata_path
     if summary is None:
         summary = read_run_summary(metadata_path, pipeline_name, accuracy_threshold)
     outputs = run_artifacts(metadata_path, pipeline_name)

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import cli
+from pipeline.cli.options import (
+    Destination,
+    build_pipeline_config,
+    hparams_from_options,
+    image_model_options,
+    pipeline_options,
+)
 from pipeline.errors import UserError
-from pipeline.model_options import hparams_from_options, model_options
-from pipeline.run_command import eval_buckets, run
 
 # Vertex AI's pipeline-name pattern (aiplatform's _VALID_NAME_PATTERN); Kubeflow accepts it too.
 REMOTE_MODEL_NAME = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
 LAYOUTS = {"classes": (False, False), "splits": (False, True), "spans": (True, False),
            "span-splits": (True, True)}  # name: (spans, given train/ and eval/ folders)
-# `imgpipe run`'s own flags that mean the same thing here.
-SHARED_RUN_OPTIONS = ("accuracy_threshold", "keep_versions", "no_cache", "span", "eval_percent",
-                      "max_quarantined", "max_pixels", "max_class_drift")
 
 
 def is_local(uri: str) -> bool:
@@ -66,7 +67,7 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
     if not is_local(data):
         raise UserError(f"--data {data} cannot be read here to find its classes; pass "
                         "--classes a,b and --layout (the folder names, as the data has them)")
-    from pipeline.dataset import scan_dataset
+    from pipeline.local.dataset import scan_dataset
 
     scan = scan_dataset(Path(data), span)
     found = (bool(scan.spans), scan.given_splits)
@@ -76,7 +77,7 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
     return scan.class_names, found
 
 
-@cli.command("compile")
+@click.command("compile")
 @click.option("--target", required=True, type=click.Choice(["kubeflow", "vertex"]),
               help="kubeflow: a YAML PipelineSpec; vertex: a JSON PipelineJob.")
 @click.option("--image", required=True,
@@ -108,14 +109,14 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
 @click.option("--trainer-memory", default=None, help="Memory limit of the Trainer, e.g. 32G.")
 @click.option("--trainer-cpus", default=None, type=click.FloatRange(0, min_open=True),
               help="vCPU limit of the Trainer.")
-@model_options
+@image_model_options
+@pipeline_options
 def compile_pipeline(target: str, image: str, pipeline_root: str,
                      output_file: Path, data_uri: str, classes: str | None, layout: str | None,
                      serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
                      gpus: int, gpu_type: str, trainer_memory: str | None,
                      trainer_cpus: float | None, weights: str | None, **options) -> None:
     """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
-    shared = {name: options.pop(name) for name in SHARED_RUN_OPTIONS}
     if not REMOTE_MODEL_NAME.match(model_name):
         raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
                         "lowercase letters, digits and '-', starting with a letter")
@@ -128,48 +129,28 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
         raise UserError(f"--image {image!r} is not an image reference, e.g. "
                         "europe-docker.pkg.dev/PROJECT/imgpipe/imgpipe:1")
     names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout,
-                                                          shared["span"])
+                                                          options["span"])
     if target == "kubeflow" and spans:
         raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
                         "does not run TFX's ExampleGen driver, which picks the span; use "
                         "--target vertex, or give Kubeflow a folder without spans")
     hparams = hparams_from_options(names, weights, options)
-    from pipeline.kubeflow_spec import TrainerResources, normalize_gpu_type, parse_memory_gb
+    from pipeline.kubeflow.spec import TrainerResources, normalize_gpu_type, parse_memory_gb
 
     resources = TrainerResources(
         gpus=gpus, gpu_type=normalize_gpu_type(gpu_type),
         memory_gb=parse_memory_gb(trainer_memory) if trainer_memory else None, cpus=trainer_cpus)
     args = beam_args(beam_values)
 
-    from components.image_example_gen.component import ImageLayout
-    from components.image_example_gen.executor import IngestSettings
-    from pipeline.config import (
-        DEFAULT_BEAM_ARGS,
-        DataCheckConfig,
-        GateConfig,
-        PipelineConfig,
-        PushConfig,
-    )
-    from pipeline.kubeflow_runner import RemotePaths, RemoteTarget, compile_package
+    from pipeline.kubeflow.compile import RemotePaths, RemoteTarget, compile_package
 
     data_root = str(Path(data_uri).resolve()) if is_local(data_uri) else data_uri.rstrip("/")
     paths = RemotePaths(pipeline_root.rstrip("/"), serving_dir)
-    config = PipelineConfig(
-        pipeline_name=model_name,
-        pipeline_root=paths.pipeline_root,
-        data_root=data_root,
-        serving_model_dir=paths.serving_model_dir(model_name),
-        hparams=hparams,
-        gate=GateConfig(accuracy_threshold=shared["accuracy_threshold"]),
-        layout=ImageLayout(spans=spans, given_splits=given_splits, span=shared["span"],
-                           train_eval_buckets=eval_buckets(shared["eval_percent"])),
-        ingest=IngestSettings(max_pixels=shared["max_pixels"],
-                              max_quarantined_fraction=shared["max_quarantined"]),
-        data=DataCheckConfig(max_class_drift=shared["max_class_drift"]),
-        push=PushConfig(keep_versions=shared["keep_versions"]),
-        beam_pipeline_args=args or DEFAULT_BEAM_ARGS,
-        enable_cache=not shared["no_cache"],
-    )
+    destination = Destination(pipeline_name=model_name, pipeline_root=paths.pipeline_root,
+                              data_root=data_root,
+                              serving_model_dir=paths.serving_model_dir(model_name))
+    config = build_pipeline_config(destination, hparams, options, spans=spans,
+                                   given_splits=given_splits, beam_pipeline_args=args)
     package = compile_package(config, RemoteTarget(target, image, resources), output_file)
     click.echo(f"wrote {package.path}: {package.task_count} tasks for {target}, image {image}, "
                f"classes {', '.join(names)}")
@@ -177,11 +158,3 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                f"{config.serving_model_dir}")
     for change in package.changes:
         click.echo(f"for kubeflow: {change}")
-
-
-compile_pipeline.params.extend(p for p in run.params if p.name in SHARED_RUN_OPTIONS)
-for _param in compile_pipeline.params:
-    if _param.name == "weights":  # no default here: weights live in the image, so say which
-        _param.default, _param.show_default = None, False
-        _param.help = ("Required: the .h5 path inside the image (/opt/imgpipe/weights/base.h5), "
-                       "none, or imagenet (downloaded by the Trainer at run time).")

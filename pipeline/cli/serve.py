@@ -18,9 +18,8 @@ from typing import Any
 
 import click
 
-from pipeline.cli import cli
+from pipeline.cli.options import check_model_name
 from pipeline.errors import UserError
-from pipeline.serving_commands import check_model_name
 
 LABEL_ASSIGNMENT = re.compile(r"^([A-Za-z0-9_.-]+)=([0-9]+)$")
 
@@ -56,7 +55,7 @@ def _policy(latest: int | None, versions: str | None, all_versions: bool) -> Any
     return VersionPolicy("latest", num_versions=latest or 1)
 
 
-@cli.command("serving-config")
+@click.command("serving-config")
 @click.option("--model-name", required=True, help="TF Serving's model name.")
 @click.option("--model-base-path", required=True,
               help="The versions' folder as TF Serving sees it, e.g. /models/NAME in Docker.")
@@ -146,7 +145,7 @@ def _check_loaded(registry: Any) -> None:
                                 f"({state.error_message}); fix or remove it")
 
 
-@cli.command("serve")
+@click.command("serve")
 @click.option("--model-name", default=None, help="The model's name [default: 'default'].")
 @click.option("--model-base-path", type=click.Path(path_type=Path, file_okay=False),
               default=None, help="The folder of numbered versions, e.g. OUTPUT/serving/NAME.")

@@ -9,15 +9,12 @@ opens every file and quarantines what cannot be used.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 from components.image_example_gen.component import GIVEN_SPLITS
-from components.image_example_gen.files import classify
+from components.image_example_gen.files import SPAN_FOLDER, classify
 from components.image_example_gen.formats import IMAGE_EXTENSIONS
 from pipeline.errors import UserError
-
-SPAN_FOLDER = re.compile(r"^span-([0-9]+)$")
 
 
 @dataclasses.dataclass(frozen=True)

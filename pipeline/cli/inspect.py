@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from pipeline.cli import cli
+from pipeline.cli.options import hparams_from_options, model_options
 from pipeline.errors import UserError
-from pipeline.model_options import hparams_from_options, model_options
 
 if TYPE_CHECKING:
     from trainer.inspect import LayerInfo, ModelReport
@@ -92,7 +91,7 @@ def format_report(report: ModelReport, with_base_layers: bool = False) -> list[s
     ]
 
 
-@cli.command("inspect-model")
+@click.command("inspect-model")
 @click.argument("saved_model", required=False, type=click.Path(path_type=Path))
 @click.option("--classes", default=2, show_default=True, type=click.IntRange(2, 100_000),
               help="How many classes, for a model built from flags.")

@@ -8,21 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import ml_metadata as mlmd
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
 
+from pipeline.results.metadata import read_latest_run
 from trainer.contract import LABEL_NAME
-
-_STATE_NAMES = {
-    mlmd.proto.Execution.COMPLETE: "complete",
-    mlmd.proto.Execution.CACHED: "cached",
-    mlmd.proto.Execution.FAILED: "failed",
-    mlmd.proto.Execution.RUNNING: "running",
-    mlmd.proto.Execution.NEW: "new",
-    mlmd.proto.Execution.CANCELED: "canceled",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,35 +112,6 @@ class RunSummary:
         return out
 
 
-def _store(metadata_path: Path) -> mlmd.MetadataStore:
-    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path))
-    return mlmd.MetadataStore(config)
-
-
-def _latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> mlmd.proto.Context:
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        raise LookupError(f"no run of pipeline {pipeline_name} in ML Metadata")
-    pipeline_execution_ids = {e.id for e in store.get_executions_by_context(pipeline.id)}
-    runs = [c for c in store.get_contexts_by_type("pipeline_run")
-            if any(e.id in pipeline_execution_ids for e in store.get_executions_by_context(c.id))]
-    if not runs:
-        raise LookupError(f"no run of pipeline {pipeline_name} in ML Metadata")
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
-
-
-def _outputs(store: mlmd.MetadataStore, execution_id: int) -> dict[str, list]:
-    """The output artifacts of one execution, by output key (e.g. 'blessing')."""
-    keyed: dict[str, int] = {}
-    for event in store.get_events_by_execution_ids([execution_id]):
-        if event.type == mlmd.proto.Event.OUTPUT and event.path.steps:
-            keyed[event.artifact_id] = event.path.steps[0].key
-    by_key: dict[str, list] = {}
-    for artifact in store.get_artifacts_by_id(sorted(keyed)):
-        by_key.setdefault(keyed[artifact.id], []).append(artifact)
-    return by_key
-
-
 def _ingestion(examples: list) -> dict[str, Any]:
     """What the image ExampleGen recorded on its Examples artifact."""
     if not examples:
@@ -229,16 +190,8 @@ def _gate_failures(evaluation_uri: str) -> list[str]:
 def read_run_summary(metadata_path: Path, pipeline_name: str,
                      accuracy_threshold: float) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
-    store = _store(metadata_path)
-    run = _latest_run(store, pipeline_name)
-    components: dict[str, str] = {}
-    outputs: dict[str, dict[str, list]] = {}
-    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
-        nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
-                 if c.name.startswith(f"{pipeline_name}.")]
-        name = nodes[0][len(pipeline_name) + 1:] if nodes else str(execution.id)
-        components[name] = _STATE_NAMES.get(execution.last_known_state, "unknown")
-        outputs[name] = _outputs(store, execution.id)
+    run = read_latest_run(metadata_path, pipeline_name)
+    components, outputs = run.states, run.outputs
     examples, examples_by_class = _example_counts(
         outputs.get("StatisticsGen", {}).get("statistics", []))
     evaluator = outputs.get("Evaluator", {})
@@ -274,7 +227,7 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         data_compared_with = verdict.custom_properties["compared_with"].string_value
     return RunSummary(
         pipeline_name=pipeline_name,
-        run_id=run.name,
+        run_id=run.run_id,
         components=components,
         ingestion=_ingestion(outputs.get("ImageExampleGen", {}).get("examples", [])),
         examples_per_split=examples,

@@ -1,4 +1,4 @@
-"""Checks `imgpipe run` makes before anything runs, beyond the layout scan of `pipeline.dataset`.
+"""Checks `imgpipe run` makes before anything runs, beyond the layout scan of `dataset.py`.
 
 Each one turns a failure that would otherwise surface deep inside a component (or as a Python
 traceback) into one line: data files or folders this user cannot read, and an ML Metadata
@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import UserError
+from pipeline.local.layout import OutputLayout
 
-METADATA_FILE = "metadata.sqlite"
+if TYPE_CHECKING:
+    from trainer.hparams import HParams
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Tables ML Metadata creates in every store it initializes (ml-metadata 1.16's SQLite schema).
 MLMD_TABLES = frozenset({"Type", "Artifact", "Execution", "Context", "Event", "MLMDEnv"})
@@ -77,7 +81,7 @@ def check_metadata_store(output: Path) -> None:
     SQLite database that passes SQLite's own quick check and, if it has tables, has ML
     Metadata's.
     """
-    path = output / METADATA_FILE
+    path = OutputLayout(output).metadata_path
     if not path.exists() and not path.is_symlink():
         return
     what = f"the ML Metadata database {path}"
@@ -110,3 +114,71 @@ def check_metadata_store(output: Path) -> None:
     if tables and not MLMD_TABLES <= tables:
         raise UserError(f"{what} is a SQLite database but not ML Metadata's (it lacks "
                         f"{', '.join(sorted(MLMD_TABLES - tables))}); {fix}")
+
+
+def resolve_weights(value: str) -> str:
+    """'imagenet', 'none' or an absolute path of an existing .h5 file; anything else is an error."""
+    if value in ("imagenet", "none"):
+        return value
+    path = Path(value)
+    if path.suffix.lower() != ".h5":
+        raise UserError(f"unknown --weights value {value!r}: use imagenet, none or the path of "
+                        "an .h5 weights file")
+    if not path.is_file():
+        raise UserError(f"weights file {value} does not exist; pass an existing .h5 file, "
+                        "or make one with 'imgpipe pretrain-base'")
+    return str(path.resolve())
+
+
+def check_weights(hp: HParams) -> None:
+    """Fails early, before any component runs, on weights the Trainer could not load.
+
+    This builds the base once with the weights: for 'imagenet' Keras downloads its no-top weights
+    into its cache now (the Trainer then reads them from there); a local file is checked against
+    its pinned digest and loaded, so a file that is not HDF5 or does not fit the base stops the
+    run here, with one line.
+    """
+    from trainer.bases import build_application, check_weights_file
+
+    if hp.weights == "imagenet":
+        try:
+            build_application(hp.base_spec, hp.image_size, "imagenet")
+        except Exception as error:  # noqa: BLE001  (any failure means: no weights)
+            lines = str(error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            raise UserError(f"could not get ImageNet weights for {hp.base} ({reason}); without "
+                            "internet pass --weights PATH.h5 (e.g. from 'imgpipe pretrain-base')"
+                            ) from None
+    elif hp.weights != "none":
+        try:
+            check_weights_file(hp.weights, hp.weights_sha256)
+        except ValueError as error:
+            raise UserError(f"{error}; pass the pinned file or correct --weights-sha256") from None
+        try:
+            build_application(hp.base_spec, hp.image_size, hp.weights)
+        except Exception as error:  # noqa: BLE001  (h5py, Keras and our check raise various)
+            lines = str(error).strip().splitlines()
+            reason = lines[0] if lines else type(error).__name__
+            raise UserError(f"weights file {hp.weights} does not fit the {hp.base} base "
+                            f"({reason}); pass a no-top {hp.base} .h5 file") from None
+
+
+def check_docker() -> None:
+    """A Docker engine must answer before `--infra-validation docker` starts the pipeline."""
+    import docker
+
+    try:
+        docker.from_env(timeout=10).ping()
+    except Exception as error:  # noqa: BLE001  (docker raises several kinds when unreachable)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"--infra-validation docker needs a Docker engine, and none answers "
+                        f"({reason[:160]}); start Docker or use --infra-validation local"
+                        ) from None
+
+
+def check_paths(data: Path, output: Path) -> None:
+    """The data and output folders must not contain each other."""
+    data, output = data.resolve(), output.resolve()
+    if data == output or data in output.parents or output in data.parents:
+        raise UserError(f"--data {data} and --output {output} overlap; put the output folder "
+                        "outside the data folder")

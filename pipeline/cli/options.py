@@ -1,7 +1,10 @@
-"""The model and training flags of `imgpipe run`, turned into `HParams`."""
+"""Flags shared by commands, and the one place they become `HParams` and a `PipelineConfig`."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +13,41 @@ import click
 from pipeline.errors import UserError
 
 BASE_CHOICES = ("inception_v3", "mobilenet_v2")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # TF Serving's model folder name
+TIME_ZONE_PREFIX = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+\s+")
+
+
+def check_model_name(value: str, flag: str) -> str:
+    """`value` if it can name a model folder; otherwise a one-line error naming `flag`."""
+    if not MODEL_NAME.match(value):
+        raise UserError(f"{flag} {value!r} must be letters, digits, '_', '.' or '-'")
+    return value
+
+
+def check_cron(cron: str, fields: int, time_zone: bool = False) -> str:
+    """`cron` normalized to single spaces; a wrong field count or value is a one-line error.
+
+    Six fields put seconds first (KFP's robfig/cron). With `time_zone`, a leading `TZ=<zone> `
+    or `CRON_TZ=<zone> ` (Vertex AI's) is kept.
+    """
+    from croniter import croniter
+
+    text, prefix = cron.strip(), ""
+    zone = TIME_ZONE_PREFIX.match(text)
+    if zone and not time_zone:
+        raise UserError(f"--cron {cron!r}: no time zone prefix here; the schedule follows this "
+                        "machine's local time")
+    if zone:
+        prefix, text = zone.group(0).strip() + " ", text[zone.end():]
+    body = " ".join(text.split())
+    example = "'0 0 3 * * *' (03:00 daily)" if fields == 6 else "'0 3 * * *' (03:00 daily)"
+    if len(body.split()) != fields:
+        raise UserError(f"--cron {cron!r} has {len(body.split())} fields; this scheduler takes "
+                        f"{fields}, e.g. {example}")
+    if not croniter.is_valid(body, second_at_beginning=fields == 6):
+        raise UserError(f"--cron {cron!r} is not a valid cron expression; e.g. {example}")
+    return prefix + body
+
 
 
 def _dense_units(value: str) -> tuple[int, ...]:
@@ -26,8 +64,7 @@ def _dense_units(value: str) -> tuple[int, ...]:
 MODEL_OPTIONS = [
     click.option("--base", default="inception_v3", show_default=True,
                  type=click.Choice(BASE_CHOICES), help="The pretrained base."),
-    click.option("--weights", default="imagenet", show_default=True,
-                 help="Base weights: imagenet, none, or the path of a no-top .h5 file."),
+    None,  # --weights: LOCAL_WEIGHTS for `run`, IMAGE_WEIGHTS for `compile`
     click.option("--weights-sha256", default=None,
                  help="Refuse a local weights file whose SHA-256 differs."),
     click.option("--cut-layer", default=None,
@@ -95,11 +132,109 @@ MODEL_OPTIONS = [
 ]
 
 
-def model_options(command: Callable) -> Callable:
+LOCAL_WEIGHTS = click.option(
+    "--weights", default="imagenet", show_default=True,
+    help="Base weights: imagenet, none, or the path of a no-top .h5 file.")
+IMAGE_WEIGHTS = click.option(
+    "--weights", default=None,
+    help="Required: the .h5 path inside the image (/opt/imgpipe/weights/base.h5), none, or "
+         "imagenet (downloaded by the Trainer at run time).")
+
+
+def model_options(command: Callable, weights: Callable = LOCAL_WEIGHTS) -> Callable:
     """Adds every model and training flag to a click command."""
     for option in reversed(MODEL_OPTIONS):
+        command = (option or weights)(command)
+    return command
+
+
+def image_model_options(command: Callable) -> Callable:
+    """`model_options` for a package: the weights are a path inside the container image."""
+    return model_options(command, weights=IMAGE_WEIGHTS)
+
+
+PIPELINE_OPTIONS = [
+    click.option("--accuracy-threshold", default=0.8, show_default=True,
+                 type=click.FloatRange(0.0, 1.0), help="Eval accuracy needed to bless and push."),
+    click.option("--keep-versions", default=5, show_default=True,
+                 type=click.IntRange(1, 10_000),
+                 help="Newest pushed versions kept in OUTPUT/serving/<model-name>/."),
+    click.option("--no-cache", is_flag=True, help="Re-run every component, even if unchanged."),
+    click.option("--span", default=None, type=click.IntRange(0),
+                 help="With DATA/span-<N>/ folders: the span to read (default: the latest)."),
+    click.option("--eval-percent", default=20, show_default=True, type=click.IntRange(1, 99),
+                 help="Share of DATA/<class>/ images held out for evaluation (by a hash of the "
+                      "path); not used with DATA/train/ and DATA/eval/ folders."),
+    click.option("--max-quarantined", default=0.05, show_default=True,
+                 type=click.FloatRange(0.0, 1.0),
+                 help="Stop when more than this fraction of the files found cannot be used."),
+    click.option("--max-pixels", default=50_000_000, show_default=True,
+                 type=click.IntRange(1), help="Images with more pixels are quarantined unread."),
+    click.option("--max-class-drift", default=0.25, show_default=True,
+                 type=click.FloatRange(0.0, 1.0, min_open=True),
+                 help="Largest change of any class's share against the previous span "
+                      "(L-infinity) before the push is stopped."),
+]
+PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
+                         "eval_percent", "max_quarantined", "max_pixels", "max_class_drift")
+
+
+def pipeline_options(command: Callable) -> Callable:
+    """The flags of the pipeline itself (gate, push, ingestion), the same for run and compile."""
+    for option in reversed(PIPELINE_OPTIONS):
         command = option(command)
     return command
+
+
+def eval_buckets(eval_percent: int) -> tuple[int, int]:
+    """(train, eval) hash buckets for an eval share in percent, in lowest terms: 20 -> (4, 1)."""
+    divisor = math.gcd(100 - eval_percent, eval_percent)
+    return (100 - eval_percent) // divisor, eval_percent // divisor
+
+
+@dataclasses.dataclass(frozen=True)
+class Destination:
+    """Where a pipeline reads and writes: names and paths, local or any URI TensorFlow writes."""
+
+    pipeline_name: str
+    pipeline_root: str
+    data_root: str
+    serving_model_dir: str
+
+
+def build_pipeline_config(destination: Destination, hparams: Any, options: dict[str, Any], *,
+                          spans: bool, given_splits: bool, window: int = 1,
+                          infra_validation: str = "local",
+                          beam_pipeline_args: tuple[str, ...] = ()) -> Any:
+    """The one `PipelineConfig` builder: `options` holds the `pipeline_options` flags' values."""
+    from components.image_example_gen.component import ImageLayout
+    from components.image_example_gen.settings import IngestSettings
+    from pipeline.config import (
+        DEFAULT_BEAM_ARGS,
+        DataCheckConfig,
+        GateConfig,
+        PipelineConfig,
+        PushConfig,
+    )
+
+    return PipelineConfig(
+        pipeline_name=destination.pipeline_name,
+        pipeline_root=destination.pipeline_root,
+        data_root=destination.data_root,
+        serving_model_dir=destination.serving_model_dir,
+        hparams=hparams,
+        gate=GateConfig(accuracy_threshold=options["accuracy_threshold"]),
+        layout=ImageLayout(spans=spans, given_splits=given_splits, span=options["span"],
+                           train_eval_buckets=eval_buckets(options["eval_percent"]),
+                           window=window),
+        ingest=IngestSettings(max_pixels=options["max_pixels"],
+                              max_quarantined_fraction=options["max_quarantined"]),
+        data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
+        push=PushConfig(keep_versions=options["keep_versions"],
+                        infra_validation=infra_validation),
+        beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,
+        enable_cache=not options["no_cache"],
+    )
 
 
 def hparams_from_options(class_names: tuple[str, ...], weights: str,
@@ -110,23 +245,6 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
     from trainer.hparams import HParams
 
     cache = options.get("bottleneck_cache", "off") == "on"
-    copies = options.get("cache_augmented_copies", 0)
-    cache_batch = options.get("cache_batch_size", 0)
-    if cache and options["fine_tune_from"]:
-        raise UserError("--bottleneck-cache on trains the head on stored features of the frozen "
-                        "base, which --fine-tune-from would change; drop one of the two")
-    if copies and not cache:
-        raise UserError(f"--cache-augmented-copies {copies} needs --bottleneck-cache on")
-    if copies and options["no_augment"]:
-        raise UserError(f"--cache-augmented-copies {copies} needs augmentation; drop "
-                        "--no-augment or the copies")
-    if cache_batch < 0:
-        raise UserError(f"--cache-batch-size {cache_batch} must be at least 0")
-    if cache_batch and not cache:
-        raise UserError(f"--cache-batch-size {cache_batch} needs --bottleneck-cache on")
-    images_mb = options.get("images_in_memory_mb", 0)
-    if images_mb < 0:
-        raise UserError(f"--images-in-memory-mb {images_mb} must be at least 0")
     try:
         if options["no_augment"]:
             augment = AugmentConfig.off()
@@ -156,12 +274,24 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
             fine_tune_learning_rate=options["fine_tune_learning_rate"],
             warm_start=not options["no_warm_start"],
             bottleneck_cache=cache,
-            cache_augmented_copies=copies,
-            cache_batch_size=cache_batch,
-            images_in_memory_mb=images_mb,
+            cache_augmented_copies=options.get("cache_augmented_copies", 0),
+            cache_batch_size=options.get("cache_batch_size", 0),
+            images_in_memory_mb=options.get("images_in_memory_mb", 0),
             augment=augment,
             devices=DeviceConfig(precision=options["precision"], xla=options["xla"],
                                  strategy=options["strategy"]),
         )
     except ValueError as error:
-        raise UserError(str(error)) from None
+        raise UserError(in_flag_names(str(error))) from None
+
+
+def in_flag_names(message: str) -> str:
+    """A message about HParams fields, with each field that is a flag named as the flag."""
+    flags = {name: f"--{name.replace('_', '-')}" for name in _model_option_names()
+             if "_" in name}
+    return re.sub(r"\b[a-z]+(?:_[a-z0-9]+)+\b",
+                  lambda match: flags.get(match.group(0), match.group(0)), message)
+
+
+def _model_option_names() -> list[str]:
+    return [param.name for param in click.command()(model_options(lambda **_: None)).params]

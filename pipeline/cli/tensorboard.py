@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli import cli
 from pipeline.errors import UserError
+from pipeline.local.layout import OutputLayout
 
-TRAINER_LOGS = Path("pipeline") / "Trainer" / "model_run"
+TRAINER_LOGS = OutputLayout(Path()).trainer_logs_dir  # relative to the output folder
 EVENT_FILES = "events.out.tfevents.*"
 HOST = "127.0.0.1"
 
@@ -56,7 +56,7 @@ def tensorboard_args(runs: dict[str, Path], port: int) -> list[str]:
     return [*logdir, "--host", HOST, "--port", str(port)]
 
 
-@cli.command("tensorboard")
+@click.command("tensorboard")
 @click.option("--output", "output_dir", required=True, type=click.Path(path_type=Path),
               help="An 'imgpipe run --output' folder.")
 @click.option("--port", default=6006, show_default=True, type=click.IntRange(0, 65535),

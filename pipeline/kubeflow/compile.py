@@ -17,9 +17,9 @@ from tfx import v1 as tfx
 from tfx.orchestration.kubeflow.v2 import compiler_utils
 from tfx.utils import import_utils
 
-from pipeline import kubeflow_spec
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
+from pipeline.kubeflow import spec as kubeflow_spec
 from pipeline.pipeline import create_pipeline
 
 TRAINER_ID = "Trainer"

@@ -1,29 +1,15 @@
-"""`imgpipe`: the command-line tool.
-
-Heavy modules (TensorFlow, TFX) are imported inside the commands that need them, so `--help` and
-argument errors answer at once.
-"""
+"""`imgpipe sample-data` and `pretrain-base`: a synthetic dataset, and base weights made here."""
 
 from __future__ import annotations
 
-import os
-import re
-import sys
 from pathlib import Path
 
 import click
 
 from pipeline.errors import UserError
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """Train, validate and push image classifiers with TFX, by transfer learning."""
-
-
-@cli.command("sample-data")
+@click.command("sample-data")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--classes", default=2, show_default=True, type=click.IntRange(2, 8),
               help="How many classes (shapes), taken in order from the list of shapes.")
@@ -36,7 +22,7 @@ def cli() -> None:
 def sample_data(out: Path, classes: int, shapes: str | None, per_class: int, size: int,
                 seed: int) -> None:
     """Write a deterministic synthetic dataset: OUT/<shape>/*.jpg|png."""
-    from pipeline.sample_data import SHAPES, write_sample_data
+    from pipeline.local.sample_data import SHAPES, write_sample_data
 
     names = tuple(s.strip() for s in shapes.split(",")) if shapes else SHAPES[:classes]
     unknown = [n for n in names if n not in SHAPES]
@@ -50,7 +36,7 @@ def sample_data(out: Path, classes: int, shapes: str | None, per_class: int, siz
                f"{size}x{size} px in {len(names)} classes ({', '.join(names)}) to {out}")
 
 
-@cli.command("pretrain-base")
+@click.command("pretrain-base")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
               help="Source dataset: a folder of class folders.")
 @click.option("--output", "weights_path", required=True, type=click.Path(path_type=Path),
@@ -62,7 +48,7 @@ def sample_data(out: Path, classes: int, shapes: str | None, per_class: int, siz
 def pretrain_base(data_dir: Path, weights_path: Path, image_size: int, epochs: int,
                   batch_size: int, cut_layer: str) -> None:
     """Pretrain InceptionV3 on a source dataset into a no-top weights file (ImageNet's stand-in)."""
-    from pipeline.dataset import scan_dataset
+    from pipeline.local.dataset import scan_dataset
 
     if weights_path.suffix.lower() != ".h5":
         raise UserError(f"--output {weights_path} must end in .h5 (Keras' HDF5 weights format)")
@@ -74,45 +60,3 @@ def pretrain_base(data_dir: Path, weights_path: Path, image_size: int, epochs: i
     result = run_pretraining(data_dir, weights_path, image_size, epochs, batch_size, cut_layer)
     click.echo(f"source-task validation accuracy {result.val_accuracy:.3f} on "
                f"{result.val_images} images; wrote {result.weights_path}")
-
-
-def _quiet_tensorflow() -> None:
-    """TensorFlow's C++ start-up chatter and known-harmless warnings stay out of the terminal."""
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-
-
-def main() -> None:
-    """Console entry point: user errors are one line on stderr and exit code 2."""
-    _quiet_tensorflow()
-    from pipeline.compile_command import compile_pipeline  # noqa: F401  (`imgpipe compile`)
-    from pipeline.inspect_command import inspect_model  # noqa: F401  (`imgpipe inspect-model`)
-    from pipeline.kfp_commands import kfp_group  # noqa: F401  (kfp submit|schedule, vertex)
-    from pipeline.run_command import run  # noqa: F401  (registers `imgpipe run`)
-    from pipeline.schedule import schedule  # noqa: F401  (`imgpipe schedule`)
-    from pipeline.serve_command import serve  # noqa: F401  (`imgpipe serve`, `serving-config`)
-    from pipeline.serving_commands import predict  # noqa: F401  (`imgpipe predict`, `status`)
-    from pipeline.tensorboard_command import tensorboard  # noqa: F401  (`imgpipe tensorboard`)
-
-    try:
-        code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("imgpipe: aborted", err=True)
-        code = 130
-    except click.ClickException as error:
-        click.echo(f"imgpipe: error: {error.format_message()}", err=True)
-        code = 2
-    except UserError as error:
-        click.echo(f"imgpipe: error: {error}", err=True)
-        code = 2
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if "tensorflow" in sys.modules:
-        # TensorFlow's function objects print "Exception ignored in ... __del__" when the
-        # interpreter tears them down; everything has been written, so leave without teardown.
-        os._exit(code if isinstance(code, int) else 0)
-    sys.exit(code if isinstance(code, int) else 0)

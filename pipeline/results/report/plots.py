@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.report.collect import Tile
+from pipeline.results.report.collect import Tile
 
 DPI = 100
 MAX_INCHES = 14.0  # no figure wider or taller than this, however many classes

@@ -1,0 +1,75 @@
+"""`imgpipe`: the command-line tool.
+
+Commands are loaded lazily (`LazyGroup`), one module per command group, and import TensorFlow
+and TFX inside their bodies, so `--help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from pipeline.cli.lazy import LazyGroup
+from pipeline.errors import UserError
+
+COMMANDS = {
+    "sample-data": "pipeline.cli.data:sample_data",
+    "pretrain-base": "pipeline.cli.data:pretrain_base",
+    "run": "pipeline.cli.run:run",
+    "compile": "pipeline.cli.compile:compile_pipeline",
+    "schedule": "pipeline.cli.schedule:schedule",
+    "kfp": "pipeline.cli.kfp:kfp_group",
+    "vertex": "pipeline.cli.kfp:vertex_group",
+    "serve": "pipeline.cli.serve:serve",
+    "serving-config": "pipeline.cli.serve:serving_config",
+    "predict": "pipeline.cli.client:predict",
+    "status": "pipeline.cli.client:status",
+    "inspect-model": "pipeline.cli.inspect:inspect_model",
+    "tensorboard": "pipeline.cli.tensorboard:tensorboard",
+}
+
+
+@click.group(cls=LazyGroup, lazy_subcommands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Train, validate and push image classifiers with TFX, by transfer learning."""
+
+
+def _prepare_environment() -> None:
+    """Keras 2 for TensorFlow, and its start-up chatter and known-harmless warnings kept quiet.
+
+    TF Transform 1.16 and the Trainer are Keras 2 (`tf_keras`); TensorFlow picks the Keras it
+    exposes as `tf.keras` from TF_USE_LEGACY_KERAS, so it is set before any command imports it.
+    """
+    import warnings
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def main() -> None:
+    """Console entry point: user errors are one line on stderr and exit code 2."""
+    _prepare_environment()
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("imgpipe: aborted", err=True)
+        code = 130
+    except click.ClickException as error:
+        click.echo(f"imgpipe: error: {error.format_message()}", err=True)
+        code = 2
+    except UserError as error:
+        click.echo(f"imgpipe: error: {error}", err=True)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if "tensorflow" in sys.modules:
+        # TensorFlow's function objects print "Exception ignored in ... __del__" when the
+        # interpreter tears them down; everything has been written, so leave without teardown.
+        os._exit(code if isinstance(code, int) else 0)
+    sys.exit(code if isinstance(code, int) else 0)
