@@ -442,8 +442,8 @@ def child_scaling(examples: str, weights: Path, epochs: int) -> None:
 
 def fit_line(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Least squares of training time (the epochs' seconds) and peak RSS against images: slope,
-    intercept, R² of time. Not `fit`'s wall time, which also holds the iterators' teardown (it
-    waited seconds with the CPU idle while tf.data's autotuning was on: see train_report.py)."""
+    intercept, R² of time. Not `fit`'s wall time, which also holds the iterators' teardown, a
+    cost that does not grow with the data (see benchmarks/README.md)."""
     x = np.array([r["images"] for r in rows], float)
     t = np.array([sum(r["epoch_seconds"]) for r in rows], float)
     rss = np.array([r["peak_rss_mb"] for r in rows], float)
