@@ -54,9 +54,10 @@ $(TEST_TOOLS):
 
 # Benchmarks write JSON and Markdown, with the date and the machine, to benchmarks/results/.
 bench: setup
-	$(PY) benchmarks/ingest.py --output benchmarks/results
-	$(PY) benchmarks/serving.py --output benchmarks/results
-	$(PY) benchmarks/train.py --output benchmarks/results --train-images 400 --eval-images 200 --epochs 5 --end-to-end
+	$(PY) -m benchmarks.ingest --output benchmarks/results
+	$(PY) -m benchmarks.serving --output benchmarks/results
+	$(PY) -m benchmarks.train --output benchmarks/results --train-images 400 --eval-images 200 \
+	  --epochs 5 --end-to-end
 
 # The pipeline's container image for Kubeflow/Vertex and Dataflow workers (needs a Docker
 # engine, which these machines do not have). WEIGHTS: an .h5 inside the repository to bake in.

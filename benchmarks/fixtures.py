@@ -1,7 +1,7 @@
 """Data and graphs the benchmarks share: generated images, Transform's graph, transformed examples.
 
-Imported by the benchmark scripts from their own folder (`from fixtures import ...`), after they
-have put the project on `sys.path` and imported `trainer` (which sets TF_USE_LEGACY_KERAS).
+Imported as `benchmarks.fixtures`; the package (`benchmarks/__init__.py`) has already set
+TF_USE_LEGACY_KERAS by then.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ generated 150 px JPEGs, with Beam's DirectRunner in each configuration asked for
 - peak RSS: the largest sum of the resident set sizes of the process and all its descendants
   (the Beam workers), sampled every 50 ms with psutil during `Do`, and getrusage's maxima.
 
-Usage: `.venv/bin/python benchmarks/ingest.py --output benchmarks/results [--images 5000]`.
+Usage: `.venv/bin/python -m benchmarks.ingest --output benchmarks/results [--images 5000]`.
 Generated images are cached under `build/bench-data/ingest/` (`--cache-dir`).
 """
 
@@ -41,11 +41,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
-if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
-    sys.path.insert(0, str(PROJECT))
+from benchmarks.machine import describe
 
-from machine import describe  # noqa: E402  (beside this script, on sys.path when it runs)
+PROJECT = Path(__file__).resolve().parent.parent
 
 SIZE = 150
 SEED = 0
@@ -261,8 +259,6 @@ def measure(config: RunConfig, cache_dir: Path, repeats: int) -> dict[str, Any]:
     Wall and CPU figures are those of the fastest run (the least disturbed by other load on
     the machine); peak RSS is the largest over all runs.
     """
-    import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
     tiny = dataset(cache_dir, WARMUP_IMAGES)
     data_root = dataset(cache_dir, config.images)
     work = Path(tempfile.mkdtemp(prefix="ingest-run-", dir=cache_dir))
@@ -330,12 +326,13 @@ def measure_in_subprocess(config: RunConfig, cache_dir: Path, repeats: int) -> d
     """`measure` in a fresh interpreter, so memory and CPU figures are this run's alone."""
     with tempfile.TemporaryDirectory(prefix="ingest-result-") as tmp:
         result_file = Path(tmp) / "result.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "--run-one",
-                   json.dumps(dataclasses.asdict(config)), "--cache-dir", str(cache_dir),
+        command = [sys.executable, "-m", "benchmarks.ingest", "--run-one",
+                   json.dumps(dataclasses.asdict(config)), "--cache-dir", str(cache_dir.resolve()),
                    "--repeats", str(repeats), "--result-file", str(result_file)]
         log = Path(tmp) / "log.txt"
-        with log.open("w") as handle:
-            done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        with log.open("w") as handle:  # from the project's root, so `benchmarks` imports
+            done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, check=False,
+                                  cwd=PROJECT)
         if done.returncode != 0 or not result_file.exists():
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-40:])
             raise RuntimeError(f"{config.name} failed (exit {done.returncode}):\n{tail}")
@@ -351,8 +348,8 @@ def machine() -> dict[str, Any]:
     import PIL
 
     return describe(apache_beam=apache_beam.__version__, pillow=PIL.__version__,
-                    note="2 cores shared with other agents: wall times carry their load (see "
-                         "load averages); CPU seconds are less sensitive to it")
+                    note="2 cores shared with other processes: wall times carry their load "
+                         "(see load averages); CPU seconds are less sensitive to it")
 
 
 def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
@@ -439,9 +436,9 @@ def markdown(result: dict[str, Any]) -> str:
         "gzipped TFRecord output. Each configuration runs in a fresh process: two runs "
         f"on {WARMUP_IMAGES} images (cold, then warm), so imports are not timed, then "
         f"{result['runs'][0]['repeats']} timed runs of `Do`, of which the fastest is reported "
-        "(the other agents on this machine slow some runs down). The per-run start-up of the "
+        "(other processes on a shared machine slow some runs down). The per-run start-up of the "
         "DirectRunner (multi-processing mode starts its workers, which import Beam and "
-        "TensorFlow, about 8 CPU-seconds each, on every run) is timed, and shown apart as "
+        "TensorFlow, on every run) is timed, and shown apart as "
         "*warm 40-image `Do`* (wall, and CPU of the main process and workers). Peak RSS is the "
         "largest sum over the process and its Beam workers during `Do` (psutil, every 50 ms).",
         "",
@@ -490,8 +487,9 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "Wall (fastest of the repeats) and CPU seconds (least of the repeats, main process "
             "+ workers) fitted as fixed + per-image x images. Time is linear when the CPU fit's "
-            f"R² >= {LINEAR_MIN_R2} (the wall fit carries the other agents' load). Peak RSS is "
-            "fitted the same way: memory is flat when it grows by less than "
+            f"R² >= {LINEAR_MIN_R2} (the wall fit carries the load of other processes on a "
+            "shared machine). Peak RSS is fitted the same way: memory is flat when it grows by "
+            "less than "
             f"{FLAT_MEMORY_MAX_COPIES:g}x the input's bytes per image (*copies*: RSS slope / "
             "input bytes per image), i.e. the run does not hold the images in memory.",
             "",
@@ -543,7 +541,8 @@ def summarize(runs: list[dict[str, Any]], scaling: Sequence[int], date: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs every configuration, writes `ingest.json` and `ingest.md` into `--output`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ingest",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "results")
     parser.add_argument("--images", type=int, default=5000, help="images in the main run")
     parser.add_argument("--scaling", default="1000,2000,4000",

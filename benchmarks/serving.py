@@ -16,7 +16,7 @@ Without `--model-base-path`, the model is built the way tests/serving/conftest.p
 Transform graph of `trainer.transform.preprocessing_fn` at 75 px, InceptionV3 with a random
 frozen base and a 16-unit head, saved through `trainer.export.build_serving_module`.
 
-Usage: `.venv/bin/python benchmarks/serving.py --output benchmarks/results
+Usage: `.venv/bin/python -m benchmarks.serving --output benchmarks/results
 [--model-base-path DIR --model-name NAME]`; writes serving.json and serving.md.
 """
 
@@ -37,21 +37,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
-if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
-    sys.path.insert(0, str(PROJECT))
-
-from machine import (  # noqa: E402  (beside this script, on sys.path when it runs)
-    describe,
-    write_results,
-)
-
-import trainer  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: quiet C++ logs
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from benchmarks.machine import describe, write_results  # noqa: E402
 
 SIZE = 75
 IMAGE_PIXELS = 150
@@ -63,9 +54,9 @@ IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 
 def build_model(base_path: Path) -> None:
     """Writes BASE/1 as the serving tests build their model (see the module docstring)."""
-    from fixtures import build_transform_graph
     from tensorflow_transform import TFTransformOutput
 
+    from benchmarks.fixtures import build_transform_graph
     from trainer import export
     from trainer import model as model_lib
     from trainer.augment import AugmentConfig
@@ -166,7 +157,7 @@ def machine() -> dict[str, Any]:
     import grpc
 
     return describe(tensorflow=tf.__version__, grpcio=grpc.__version__,
-                    note="cores shared with other agents: see the load averages")
+                    note="cores shared with other processes: see the load averages")
 
 
 def run(base_path: Path, model_name: str, rounds: int, per_round: int,
@@ -261,7 +252,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"Latency: {local['latency']['calls']} single-image calls each, in alternating rounds. "
         f"Throughput: {result['clients']} threads calling for {result['throughput_seconds']} s "
-        "each (one gRPC channel per thread). Reproduce: `.venv/bin/python benchmarks/serving.py "
+        "each (one gRPC channel per thread). Reproduce: `.venv/bin/python -m benchmarks.serving "
         "--output benchmarks/results`.",
         "",
     ])
@@ -269,7 +260,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     """Builds (or takes) a model, measures, writes serving.json and serving.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, type=Path, help="folder for the results")
     parser.add_argument("--model-base-path", type=Path, default=None,
                         help="a folder of numbered versions (default: build a test model)")

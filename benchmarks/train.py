@@ -1,5 +1,6 @@
-"""Training benchmark: the Trainer against the seeds' Keras recipe, mixed precision, the bottleneck
-cache, a roofline, and how cost grows with the data.
+"""Training benchmark: the Trainer against the seeds' Keras recipe, and where its time goes.
+
+Mixed precision, the bottleneck cache, a roofline, and how cost grows with the data.
 
 All on the same generated images (`imgpipe sample-data` circles and crosses, 150 px), batch size
 and machine, in one process and one run:
@@ -24,7 +25,7 @@ training FLOP/s (images/s x FLOPs per image, counted from the layers, see `train
 GFLOP/s of a 4096x4096 matrix product in the same precision. Scaling runs each size in its own
 process and reports the fit's wall time and the process's peak RSS.
 
-Usage: `.venv/bin/python benchmarks/train.py --output benchmarks/results [--epochs 4]
+Usage: `.venv/bin/python -m benchmarks.train --output benchmarks/results [--epochs 4]
 [--train-images 600] [--scaling 1000,2000,4000] [--end-to-end]`. `--end-to-end` also times
 `imgpipe run` (with and without the cache) against the recipe as a script on 2,000 images for
 10 epochs (tens of minutes). Data is cached under `build/bench-data/train/`.
@@ -47,26 +48,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parent.parent
-if str(PROJECT) not in sys.path:  # run as a script: make the project's packages importable
-    sys.path.insert(0, str(PROJECT))
-
-from machine import (  # noqa: E402  (beside this script, on sys.path when it runs)
-    describe,
-    write_results,
-)
-
-import trainer  # noqa: E402, F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads: quiet C++ logs
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from fixtures import image_files, write_images, write_transformed_examples  # noqa: E402
-from roofline import matmul_gflops, training_flops  # noqa: E402
-from train_report import BATCH, TARGETS, markdown  # noqa: E402
 
+from benchmarks.fixtures import (  # noqa: E402
+    image_files,
+    write_images,
+    write_transformed_examples,
+)
+from benchmarks.machine import describe, write_results  # noqa: E402
+from benchmarks.roofline import matmul_gflops, training_flops  # noqa: E402
+from benchmarks.train_report import BATCH, TARGETS, markdown  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parent.parent
 SIZE = 150
 CLASSES = ("circle", "cross")
 SOURCE_SHAPES = "square,triangle,ring,stripes,star,diamond"  # as `make demo` pretrains
@@ -397,9 +394,9 @@ def scaling(sizes: list[int], weights: Path, epochs: int) -> list[dict[str, Any]
                                               pool / f"examples-{size}.tfrecord.gz", SIZE)
         print(f"[{time.strftime('%H:%M:%S')}] scaling: {size} images", flush=True)
         before = load()
-        out = subprocess.run([sys.executable, __file__, "--child-scaling", str(examples),
-                              "--weights", str(weights), "--epochs", str(epochs)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-m", "benchmarks.train", "--child-scaling",
+                              str(examples), "--weights", str(weights), "--epochs", str(epochs)],
+                             capture_output=True, text=True, check=True, cwd=PROJECT)
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"images": size, **row, "example_kb": round(examples.stat().st_size / size
                                                                / 1024, 1),
@@ -445,8 +442,8 @@ def child_scaling(examples: str, weights: Path, epochs: int) -> None:
 
 def fit_line(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Least squares of training time (the epochs' seconds) and peak RSS against images: slope,
-    intercept, R² of time. Not `fit`'s wall time, which also holds the iterators' teardown (it
-    waited seconds with the CPU idle while tf.data's autotuning was on: see train_report.py)."""
+    intercept, R² of time. Not `fit`'s wall time, which also holds the iterators' teardown, a
+    cost that does not grow with the data (see benchmarks/README.md)."""
     x = np.array([r["images"] for r in rows], float)
     t = np.array([sum(r["epoch_seconds"]) for r in rows], float)
     rss = np.array([r["peak_rss_mb"] for r in rows], float)
@@ -475,8 +472,8 @@ def end_to_end(images: int, epochs: int, weights: Path) -> dict[str, Any]:
     write_images(root / "eval", CLASSES, int(images * 0.2) // 2, SIZE, 4)
     for marker in root.glob("*/.complete"):  # imgpipe lists stray files; move them aside
         marker.rename(root / f".{marker.parent.name}-complete")
-    runs = {"recipe_script": [sys.executable, __file__, "--child-recipe", str(root),
-                              "--weights", str(weights), "--epochs", str(epochs)]}
+    runs = {"recipe_script": [sys.executable, "-m", "benchmarks.train", "--child-recipe",
+                              str(root), "--weights", str(weights), "--epochs", str(epochs)]}
     common = ["--data", str(root), "--weights", str(weights), "--epochs", str(epochs),
               "--early-stopping-patience", "0", "--image-size", str(SIZE),
               "--batch-size", str(BATCH), "--no-warm-start"]
@@ -489,7 +486,7 @@ def end_to_end(images: int, epochs: int, weights: Path) -> dict[str, Any]:
             print(f"[{time.strftime('%H:%M:%S')}] end to end: {name}", flush=True)
             before = load()
             start = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True, cwd=PROJECT)
             results[name] = {"seconds": round(time.perf_counter() - start, 1),
                              "exit_code": done.returncode, "load_before": before,
                              "load_after": load(), "tail": done.stdout.strip()[-600:]}
@@ -501,7 +498,8 @@ def end_to_end(images: int, epochs: int, weights: Path) -> dict[str, Any]:
 
 def main() -> None:
     """Measures what the flags ask for; writes train.json and train.md."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, help="folder for the results")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS,
                         help="no-top base weights (.h5); pretrained as `make demo` does if absent")
@@ -538,8 +536,8 @@ def main() -> None:
     started = datetime.datetime.now(datetime.timezone.utc)
     result: dict[str, Any] = {"date": started.isoformat(timespec="seconds"),
                               "load_average_start": load(),
-                              "command": "python benchmarks/train.py " + " ".join(sys.argv[1:])}
-    weights = ensure_weights(args.weights)
+                              "command": "python -m benchmarks.train " + " ".join(sys.argv[1:])}
+    weights = ensure_weights(args.weights.resolve())  # children run from PROJECT
     result["weights"] = str(weights.relative_to(PROJECT) if weights.is_relative_to(PROJECT)
                             else weights)
     if args.configs:

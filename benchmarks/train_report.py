@@ -27,8 +27,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['ram_gb']} GB ({m['os']}; Python {m['python']}, TensorFlow {m['tensorflow']}); "
         f"GPUs: {result.get('gpus', 0)}; CPU bfloat16 instructions: {m['cpu_bf16']}. Load average "
         f"{result['load_average_start']} at the start, {result['load_average_end']} at the end "
-        "(the machine is shared with other sessions: compare the figures side by side, not with "
-        "other runs).", "",
+        "(on a machine shared with other processes: compare the figures side by side, not "
+        "with other runs).", "",
         f"{result.get('train_images')} training images and {result.get('eval_images')} held-out "
         f"images (circle vs cross, 150 px, `imgpipe sample-data`), batch {BATCH}, "
         f"{result.get('epochs')} epochs ({result.get('head_epochs')} head epochs for the cache); "
@@ -105,9 +105,8 @@ def markdown(result: dict[str, Any]) -> str:
                   f"images, R² {fit.get('time_r2')}; peak RSS grows "
                   f"{fit.get('rss_growth_mb_per_1000_images')} MB per 1,000 images (the images "
                   f"are {size}67 KB decoded at 150 px). The line is fitted on the epochs: "
-                  "`fit`'s wall time also holds the iterators' teardown, which with tf.data's "
-                  "autotuning on (before `trainer.data.without_autotuning`) waited 2.5 or 5 s "
-                  "with the CPU idle, whatever the data's size.", ""]
+                  "`fit`'s wall time also holds the iterators' teardown, which does not grow "
+                  "with the data.", ""]
     e2e = result.get("end_to_end")
     if e2e:
         lines += ["## End to end", "", "| run | wall seconds | exit |", "| --- | --- | --- |"]
