@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from trainer.transform import LABEL_KEY, RAW_IMAGE_KEY, TRANSFORMED_IMAGE_KEY, preprocessing_fn
+from trainer.contract import IMAGE_BYTES, IMAGE_SIZE_KEY, LABEL, TRANSFORMED_IMAGE
+from trainer.transform import preprocessing_fn
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -26,10 +27,10 @@ def build_transform_graph(work: Path, image_size: int) -> Path:
     from tensorflow_transform import TFTransformOutput
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
-    raw_spec = {RAW_IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
-                LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+    raw_spec = {IMAGE_BYTES: tf.io.FixedLenFeature([1], tf.string),
+                LABEL: tf.io.FixedLenFeature([1], tf.int64)}
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec))
-    fn = functools.partial(preprocessing_fn, custom_config={"image_size": image_size})
+    fn = functools.partial(preprocessing_fn, custom_config={IMAGE_SIZE_KEY: image_size})
     graph = work / "transform_graph"
     with tft_beam.Context(temp_dir=str(work / "tmp"), force_tf_compat_v1=False):
         transform_fn = ([], metadata) | tft_beam.AnalyzeDataset(fn)
@@ -41,7 +42,7 @@ def build_transform_graph(work: Path, image_size: int) -> Path:
 def write_images(root: Path, class_names: Sequence[str], per_class: int, size: int,
                  seed: int) -> Path:
     """`imgpipe sample-data`'s images under `root/<class>/` (kept when already complete)."""
-    from pipeline.sample_data import write_sample_data
+    from pipeline.local.sample_data import write_sample_data
 
     done = root / ".complete"
     if not done.exists():
@@ -69,19 +70,19 @@ def write_transformed_examples(paths: Sequence[str], labels: Sequence[int], outp
     if output.exists():
         return output
     partial = output.with_suffix(".partial")
-    config = {"image_size": image_size}
+    config = {IMAGE_SIZE_KEY: image_size}
     with tf.io.TFRecordWriter(str(partial), options="GZIP") as writer:
         for start in range(0, len(paths), batch):
             raw = [Path(p).read_bytes() for p in paths[start:start + batch]]
             label = np.asarray(labels[start:start + batch], np.int64)
-            out = preprocessing_fn({RAW_IMAGE_KEY: tf.constant(raw)[:, None],
-                                    LABEL_KEY: tf.constant(label)[:, None]}, config)
-            for png, y in zip(out[TRANSFORMED_IMAGE_KEY].numpy(), out[LABEL_KEY].numpy(),
+            out = preprocessing_fn({IMAGE_BYTES: tf.constant(raw)[:, None],
+                                    LABEL: tf.constant(label)[:, None]}, config)
+            for png, y in zip(out[TRANSFORMED_IMAGE].numpy(), out[LABEL].numpy(),
                               strict=True):
                 example = tf.train.Example(features=tf.train.Features(feature={
-                    TRANSFORMED_IMAGE_KEY: tf.train.Feature(
+                    TRANSFORMED_IMAGE: tf.train.Feature(
                         bytes_list=tf.train.BytesList(value=[png])),
-                    LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)]))}))
+                    LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)]))}))
                 writer.write(example.SerializeToString())
     os.replace(partial, output)
     return output

@@ -47,7 +47,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 SIZE = 150
 SEED = 0
-JPEG_QUALITY = 90  # as `pipeline.sample_data.write_sample_data` writes its JPEGs
+JPEG_QUALITY = 90  # as `pipeline.local.sample_data.write_sample_data` writes its JPEGs
 CLASSES = ("circle", "square", "triangle", "star")
 WARMUP_IMAGES = 40
 SAMPLE_SECONDS = 0.05
@@ -85,7 +85,7 @@ def _render_jpeg(shape: str, index: int) -> bytes:
     """Image `index` of class `shape`: the sample-data drawing, JPEG-encoded."""
     import numpy as np
 
-    from pipeline.sample_data import SHAPES, render_image
+    from pipeline.local.sample_data import SHAPES, render_image
 
     rng = np.random.default_rng([SEED, SHAPES.index(shape), index])
     buffer = io.BytesIO()

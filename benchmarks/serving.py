@@ -74,7 +74,7 @@ def build_model(base_path: Path) -> None:
 
 def make_images(count: int = 16) -> list[bytes]:
     """Encoded 150 px JPEGs of the sample-data shapes, as `imgpipe sample-data` draws them."""
-    from pipeline.sample_data import render_image
+    from pipeline.local.sample_data import render_image
 
     images = []
     for i in range(count):
