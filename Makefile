@@ -13,7 +13,7 @@ DEMO := build/demo
 DEMO_SOURCE_SHAPES := square,triangle,ring,stripes,star,diamond
 DEMO_SIZE := 150
 
-.PHONY: setup demo test lint format bench image clean
+.PHONY: setup demo test lint format docs bench image clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# docs/flags.md is every command's --help; tests/docs_test.py fails when it is out of date.
+docs: setup
+	$(PY) -m pipeline.cli.reference > docs/flags.md
 
 test: setup lint $(TEST_TOOLS)
 	$(PY) -m pytest -q -n 2 --dist loadfile
