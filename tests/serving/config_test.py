@@ -9,7 +9,7 @@ import pipeline.serve_command  # noqa: F401  (registers the commands on `cli`)
 import pipeline.serving_commands  # noqa: F401
 from pipeline.cli import cli
 from pipeline.errors import UserError
-from serving.config import (
+from serving.server.config import (
     BatchingOptions,
     batching_parameters,
     batching_parameters_type,

@@ -14,11 +14,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 import pipeline.serve_command  # noqa: F401  (registers the commands on `cli`)
 import pipeline.serving_commands  # noqa: F401
 from pipeline.cli import cli
-from serving.client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.grpc_client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.rest_client import RestClient
+from serving.client.results import ModelTarget
 from serving.errors import ServingError
-from serving.rest_client import RestClient
-from serving.results import ModelTarget
-from serving.server import ModelServer, ServerOptions
+from serving.server.server import ModelServer, ServerOptions
 from serving.tls import ClientTls, ServerTls
 
 MODEL = "clf"

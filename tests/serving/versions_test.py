@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from serving.errors import ServingError
-from serving.manager import ModelManager, ModelSource, State
-from serving.servable import Servable
-from serving.versions import VersionPolicy
+from serving.server.manager import ModelManager, ModelSource, State
+from serving.server.servable import Servable
+from serving.server.versions import VersionPolicy
 
 
 def _version(base, name, complete=True):

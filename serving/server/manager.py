@@ -21,11 +21,11 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 
-from serving import inference
 from serving.errors import ServingError, short_message
 from serving.layout import SAVED_MODEL_PB, version_dirs
-from serving.servable import Servable, load_servable, read_warmup_requests
-from serving.versions import VersionPolicy
+from serving.server import inference
+from serving.server.servable import Servable, load_servable, read_warmup_requests
+from serving.server.versions import VersionPolicy
 
 _LOG = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
