@@ -1,9 +1,10 @@
 """Publishing a directory as TF Serving's next model version, never visible half-written.
 
 TF Serving's file-system source polls a model's base path, treats every child whose name parses
-as an integer as a version and ignores the rest. So a version is staged in a hidden directory
-beside the versions, `<base>/.tmp-<version>-<random>`, filled completely, and then renamed to
-`<base>/<version>`: a reader polling `<base>` sees either no new version or a complete one.
+as an integer as a version and ignores the rest (`serving.layout`). So a version is staged in a
+hidden directory beside the versions, `<base>/.tmp-<version>-<random>`, filled completely, and
+then renamed to `<base>/<version>`: a reader polling `<base>` sees either no new version or a
+complete one.
 
 On a local filesystem the rename is one `rename(2)`, atomic. Object stores (GCS, S3) have no
 rename: TensorFlow copies and deletes object by object. There each file is moved on its own,
