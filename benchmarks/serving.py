@@ -4,9 +4,9 @@ Measures, on the same encoded images (150 px JPEGs of the sample-data shapes):
 
 - single-image latency, p50 and p99: one client, one image per call. In process, that is the
   SavedModel's `serving_default` called directly (`tf.saved_model.load`) with its outputs read
-  back as numpy; through gRPC, a `serving.client.ServingClient` Predict call to `imgpipe serve`
-  running in its own process (started from the console script, as a user would), answer
-  decoded. The two are measured in alternating rounds, so background load shifts both alike.
+  back as numpy; through gRPC, a `serving.client.grpc_client.ServingClient` Predict call to
+  `imgpipe serve` running in its own process (started from the console script, as a user
+  would), answer decoded. The two are measured in alternating rounds, so background load shifts both alike.
 - throughput with 8 concurrent clients: 8 threads calling for a fixed time, one image per call,
   each thread with its own gRPC channel; in process, 8 threads calling the same function.
 
@@ -163,9 +163,9 @@ def machine() -> dict[str, Any]:
 def run(base_path: Path, model_name: str, rounds: int, per_round: int,
         seconds: float) -> dict[str, Any]:
     """Both measurements on the newest version under `base_path`."""
-    from serving.client import ServingClient
-    from serving.results import ModelTarget
-    from serving.versions import version_dirs
+    from serving.client.grpc_client import ServingClient
+    from serving.client.results import ModelTarget
+    from serving.layout import version_dirs
 
     versions = version_dirs(str(base_path))
     if not versions:

@@ -1,11 +1,8 @@
-"""Using the pushed model: TF Serving's protocols, clients, a local server and its configuration.
+"""Using the pushed model: TF Serving's protocols, a client library, and a local server.
 
-- `client` (gRPC) and `rest_client` (REST): predict, model status and metadata, with deadlines,
-  retries on UNAVAILABLE, batches and TLS; `results` holds what both return.
-- `server` (gRPC services), `rest` (REST API), `service` (the calls on TF Serving's protos),
-  `inference` (Predict on one version), `manager` (loading, switching and unloading versions),
-  `servable` (one loaded version), `versions` (which versions a base path holds and serves).
-- `config`: TF Serving's model config and batching parameters files; `tls`: certificates.
+- `layout`: TF Serving's base-path layout, `<base_path>/<version>/`, shared with the pusher.
+- `client`: the gRPC and REST clients and what both return; they work against TF Serving itself.
+- `server`: TF Serving's gRPC services and REST API on machines without TF Serving, and its
+  configuration files.
+- `errors` and `tls`: what both sides share, a status-coded error and certificates.
 """
-
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)

@@ -1,9 +1,10 @@
 """Publishing a directory as TF Serving's next model version, never visible half-written.
 
 TF Serving's file-system source polls a model's base path, treats every child whose name parses
-as an integer as a version and ignores the rest. So a version is staged in a hidden directory
-beside the versions, `<base>/.tmp-<version>-<random>`, filled completely, and then renamed to
-`<base>/<version>`: a reader polling `<base>` sees either no new version or a complete one.
+as an integer as a version and ignores the rest (`serving.layout`). So a version is staged in a
+hidden directory beside the versions, `<base>/.tmp-<version>-<random>`, filled completely, and
+then renamed to `<base>/<version>`: a reader polling `<base>` sees either no new version or a
+complete one.
 
 On a local filesystem the rename is one `rename(2)`, atomic. Object stores (GCS, S3) have no
 rename: TensorFlow copies and deletes object by object. There each file is moved on its own,
@@ -25,18 +26,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import uuid
 from collections.abc import Callable
 
 import tensorflow as tf
 
-TMP_PREFIX = ".tmp-"
-LAST_VERSION_FILE = ".last_version"
-SAVED_MODEL_PB = "saved_model.pb"
+from serving.layout import (
+    LAST_VERSION_FILE,
+    SAVED_MODEL_PB,
+    TMP_PREFIX,
+    is_version_name,
+    numeric_versions,
+)
 
 _LOG = logging.getLogger(__name__)
-_VERSION_NAME = re.compile(r"[0-9]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,13 +61,6 @@ def _children(directory: str) -> list[str]:
     return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(directory))
 
 
-def numeric_versions(base_dir: str) -> list[int]:
-    """The versions TF Serving would see in `base_dir`, ascending; [] if it does not exist."""
-    if not tf.io.gfile.isdir(base_dir):
-        return []
-    return sorted(int(name) for name in _children(base_dir) if _VERSION_NAME.fullmatch(name))
-
-
 def last_recorded_version(base_dir: str) -> int:
     """The number in `<base>/.last_version`, or 0 when there is none."""
     path = os.path.join(base_dir, LAST_VERSION_FILE)
@@ -72,7 +68,7 @@ def last_recorded_version(base_dir: str) -> int:
         return 0
     with tf.io.gfile.GFile(path, "r") as f:
         text = f.read().strip()
-    if not _VERSION_NAME.fullmatch(text):
+    if not is_version_name(text):
         # Guessing here could reuse a version number; a person must decide.
         raise ValueError(f"{path} should hold the last published version number, got {text!r}; "
                          "write the largest version ever published into it")

@@ -19,8 +19,8 @@ from pipeline.errors import UserError
 from trainer.contract import SERVING_SIGNATURE
 
 if TYPE_CHECKING:
+    from serving.client.results import ModelTarget, Prediction
     from serving.errors import ServingError
-    from serving.results import ModelTarget, Prediction
     from serving.tls import ClientTls
 
 ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):(\d{1,5})$")
@@ -77,8 +77,8 @@ def client_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _connect(server: str, rest: bool, timeout: float, batch_size: int,
              tls: ClientTls | None) -> Any:
-    from serving.client import ClientOptions, ServingClient
-    from serving.rest_client import RestClient
+    from serving.client.grpc_client import ClientOptions, ServingClient
+    from serving.client.rest_client import RestClient
 
     if rest:
         return RestClient(server, timeout_seconds=timeout, batch_size=batch_size, tls=tls)
@@ -88,7 +88,7 @@ def _connect(server: str, rest: bool, timeout: float, batch_size: int,
 
 def _target(model_name: str, version: int | None, label: str | None,
             signature: str = SERVING_SIGNATURE) -> ModelTarget:
-    from serving.results import ModelTarget
+    from serving.client.results import ModelTarget
 
     if version is not None and label is not None:
         raise UserError("--version and --label both choose a version; pass one of them")
@@ -131,8 +131,8 @@ def _predict_all(client: Any, files: list[Path], target: ModelTarget,
     """Predictions for every file; a refused batch is retried file by file to name the culprit."""
     import grpc
 
+    from serving.client.results import batches
     from serving.errors import ServingError
-    from serving.results import batches
 
     answers: list[Prediction] = []
     for batch in batches(files, batch_size):

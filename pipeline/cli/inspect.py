@@ -15,24 +15,22 @@ from pipeline.errors import UserError
 if TYPE_CHECKING:
     from trainer.inspect import LayerInfo, ModelReport
 
-SAVED_MODEL_FILE = "saved_model.pb"
-
 
 def resolve_saved_model(path: Path) -> Path:
     """A version folder as given, or the newest numbered version inside a model's folder."""
+    from serving import layout  # loads TensorFlow: only when a path is given
+
     if not path.exists():
         raise UserError(f"{path} does not exist; pass a pushed version folder "
                         "SERVING_DIR/<model-name>/<version>/, or no path to inspect the model "
                         "the flags describe")
-    if (path / SAVED_MODEL_FILE).is_file():
+    if layout.is_complete(str(path)):
         return path
-    versions = [child for child in path.iterdir()
-                if child.name.isdigit() and (child / SAVED_MODEL_FILE).is_file()
-                ] if path.is_dir() else []
+    versions = layout.version_dirs(str(path))
     if not versions:
-        raise UserError(f"{path} is not a SavedModel (no {SAVED_MODEL_FILE}) nor a folder of "
-                        "numbered versions; pass SERVING_DIR/<model-name>/<version>/")
-    return max(versions, key=lambda child: int(child.name))
+        raise UserError(f"{path} is not a SavedModel (no {layout.SAVED_MODEL_PB}) nor a folder "
+                        "of numbered versions; pass SERVING_DIR/<model-name>/<version>/")
+    return Path(versions[max(versions)])
 
 
 def _model_flags_given() -> list[str]:

@@ -44,7 +44,7 @@ def _int_list(value: str | None, flag: str) -> tuple[int, ...]:
 
 
 def _policy(latest: int | None, versions: str | None, all_versions: bool) -> Any:
-    from serving.versions import VersionPolicy
+    from serving.server.versions import VersionPolicy
 
     if sum(x is not None and x is not False for x in (latest, versions, all_versions)) > 1:
         raise UserError("--latest, --versions and --all-versions are alternatives; pass one")
@@ -86,8 +86,8 @@ def serving_config(model_name: str, model_base_path: str, output_dir: Path, late
     check_model_name(model_name, "--model-name")
     policy = _policy(latest, versions, all_versions)
     label_map = _labels(labels)
-    from serving.config import BatchingOptions, write_serving_config
-    from serving.manager import ModelSource
+    from serving.server.config import BatchingOptions, write_serving_config
+    from serving.server.manager import ModelSource
 
     try:
         batching = BatchingOptions(max_batch_size, batch_timeout_micros, max_enqueued_batches,
@@ -109,8 +109,8 @@ def serving_config(model_name: str, model_base_path: str, output_dir: Path, late
 
 def _serve_sources(model_name: str | None, model_base_path: Path | None,
                    model_config_file: Path | None) -> list[Any]:
-    from serving.config import read_model_config_file
-    from serving.manager import ModelSource
+    from serving.server.config import read_model_config_file
+    from serving.server.manager import ModelSource
 
     if model_config_file is not None:
         if model_name or model_base_path:
@@ -183,8 +183,8 @@ def serve(model_name: str | None, model_base_path: Path | None, model_config_fil
     if tls_client_ca is not None and tls_cert is None:
         raise UserError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
     sources = _serve_sources(model_name, model_base_path, model_config_file)
-    from serving.manager import ModelRegistry
-    from serving.server import ModelServer, ServerOptions
+    from serving.server.manager import ModelRegistry
+    from serving.server.server import ModelServer, ServerOptions
     from serving.tls import ServerTls, read_pem
 
     tls = None
@@ -217,7 +217,7 @@ def serve(model_name: str | None, model_base_path: Path | None, model_config_fil
 
 
 def _serve_until_stopped(server: Any, registry: Any, sources: list[Any]) -> None:
-    from serving.server import host_port
+    from serving.server.server import host_port
 
     for source in sources:
         versions = registry.managers[source.name].served_versions

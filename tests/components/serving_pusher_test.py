@@ -21,6 +21,7 @@ from components.data_validation.component import DataVerdict
 from components.image_example_gen.reader import make_example
 from components.serving_pusher import executor, publish, warmup
 from components.serving_pusher.component import ServingPusher
+from serving import layout
 
 MODEL_NAME = "shapes"
 EVAL_COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (200, 200, 200)]
@@ -140,7 +141,7 @@ def _files(root: str) -> list[str]:
 
 
 def _hidden(base: str) -> list[str]:
-    return [n for n in os.listdir(base) if n.startswith(publish.TMP_PREFIX)]
+    return [n for n in os.listdir(base) if n.startswith(layout.TMP_PREFIX)]
 
 
 # --- the executor ----------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def _hidden(base: str) -> list[str]:
 
 def test_blessed_pushes_publish_complete_consecutive_versions(push, base, model_uri, monkeypatch):
     first = push()
-    assert publish.numeric_versions(base) == [1]
+    assert layout.numeric_versions(base) == [1]
     assert os.path.isfile(os.path.join(base, "1", "saved_model.pb"))
     assert _properties(first) == {"pushed": 1, "pushed_destination": os.path.join(base, "1"),
                                   "pushed_version": "1"}
@@ -158,7 +159,7 @@ def test_blessed_pushes_publish_complete_consecutive_versions(push, base, model_
     real_copy, real_rename = publish.copy_file, os.rename
 
     def observing_copy(src: str, dst: str) -> None:
-        seen_while_copying.append(publish.numeric_versions(base))
+        seen_while_copying.append(layout.numeric_versions(base))
         real_copy(src, dst)
 
     def observing_rename(src: str, dst: str) -> None:
@@ -175,7 +176,7 @@ def test_blessed_pushes_publish_complete_consecutive_versions(push, base, model_
                       + ["assets.extra/tf_serving_warmup_requests"])
     assert staged_at_rename == [expected]
     assert _files(os.path.join(base, "2")) == expected
-    assert publish.numeric_versions(base) == [1, 2]
+    assert layout.numeric_versions(base) == [1, 2]
     assert _properties(second)["pushed_version"] == "2"
     assert _hidden(base) == []
     # The artifact keeps its own copy, as TFX's Pusher does.
@@ -186,12 +187,12 @@ def test_retention_keeps_the_newest_and_numbers_never_go_back(push, base):
     versions = []
     for _ in range(3):
         versions.append(_properties(push(keep_versions=1))["pushed_version"])
-        assert publish.numeric_versions(base) == [int(versions[-1])]
+        assert layout.numeric_versions(base) == [int(versions[-1])]
     assert versions == ["1", "2", "3"]
     # Even an operator deleting the newest version (a rollback) does not bring a number back.
     publish.delete(os.path.join(base, "3"))
     assert _properties(push(keep_versions=1))["pushed_version"] == "4"
-    assert publish.numeric_versions(base) == [4]
+    assert layout.numeric_versions(base) == [4]
 
 
 def test_an_unblessed_model_writes_nothing(push, base):
@@ -217,7 +218,7 @@ def test_an_interrupted_push_publishes_nothing_and_the_next_one_cleans_up(
     staged = []
 
     def copy_two_then_fail(src: str, dst: str) -> None:
-        if f"{os.sep}{publish.TMP_PREFIX}" in dst:  # only the copy into the staging directory
+        if f"{os.sep}{layout.TMP_PREFIX}" in dst:  # only the copy into the staging directory
             if len(staged) == 2:
                 raise OSError("disk full")
             staged.append(dst)
@@ -227,7 +228,7 @@ def test_an_interrupted_push_publishes_nothing_and_the_next_one_cleans_up(
     with pytest.raises(OSError, match="disk full"):
         push()
     assert len(staged) == 2
-    assert publish.numeric_versions(base) == [1]
+    assert layout.numeric_versions(base) == [1]
     assert _hidden(base) == []  # a failure in Python removes its own staging directory
 
     # A killed process cannot clean up: its half-copied staging directory stays, hidden.
@@ -237,13 +238,13 @@ def test_an_interrupted_push_publishes_nothing_and_the_next_one_cleans_up(
         push()
     [leftover] = _hidden(base)
     assert len(_files(os.path.join(base, leftover))) == 2
-    assert publish.numeric_versions(base) == [1]
+    assert layout.numeric_versions(base) == [1]
 
     monkeypatch.undo()
     with caplog.at_level(logging.WARNING):
         pushed = push()
     assert _properties(pushed)["pushed_version"] == "2"
-    assert publish.numeric_versions(base) == [1, 2]
+    assert layout.numeric_versions(base) == [1, 2]
     assert _hidden(base) == []
     assert leftover in caplog.text
 
@@ -338,11 +339,11 @@ def test_next_version_ignores_other_names_and_honours_the_record(tmp_path):
     base = str(tmp_path)
     assert publish.next_version(os.path.join(base, "missing")) == 1
     _make_versions(base, "3", "12", "latest", ".tmp-40-abc", "7x")
-    assert publish.numeric_versions(base) == [3, 12]
+    assert layout.numeric_versions(base) == [3, 12]
     assert publish.next_version(base) == 13
-    (tmp_path / publish.LAST_VERSION_FILE).write_text("20\n")
+    (tmp_path / layout.LAST_VERSION_FILE).write_text("20\n")
     assert publish.next_version(base) == 21
-    (tmp_path / publish.LAST_VERSION_FILE).write_text("twenty")
+    (tmp_path / layout.LAST_VERSION_FILE).write_text("twenty")
     with pytest.raises(ValueError, match="last published version"):
         publish.next_version(base)
 
@@ -351,9 +352,9 @@ def test_retire_versions_keeps_the_newest_and_never_the_protected_one(tmp_path):
     base = str(tmp_path)
     _make_versions(base, "1", "2", "5", "7")
     assert publish.retire_versions(base, keep_versions=2, protect=7) == [1, 2]
-    assert publish.numeric_versions(base) == [5, 7]
+    assert layout.numeric_versions(base) == [5, 7]
     assert publish.retire_versions(base, keep_versions=1, protect=5) == [7]
-    assert publish.numeric_versions(base) == [5]
+    assert layout.numeric_versions(base) == [5]
     assert _hidden(base) == []
 
 
@@ -400,12 +401,12 @@ def test_publish_on_a_filesystem_without_atomic_rename_moves_every_file(monkeypa
     for _ in range(2):
         publication = publish.publish_version(base, write, keep_versions=1)
     assert publication.version == 2 and publication.retired_versions == (1,)
-    assert publish.numeric_versions(base) == [2]
+    assert layout.numeric_versions(base) == [2]
     assert sorted(publish.relative_files(os.path.join(base, "2"))) == [
         "fingerprint.pb", "saved_model.pb", "variables/variables.index"]
     # saved_model.pb, the sign that a SavedModel is complete, moves last.
     assert moved[:3] == ["fingerprint.pb", "variables.index", "saved_model.pb"]
-    assert [n for n in tf.io.gfile.listdir(base) if n.startswith(publish.TMP_PREFIX)] == []
+    assert [n for n in tf.io.gfile.listdir(base) if n.startswith(layout.TMP_PREFIX)] == []
 
 
 # --- warmup.py -------------------------------------------------------------------------------

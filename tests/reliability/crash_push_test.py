@@ -196,7 +196,7 @@ def test_a_normal_push_then_removes_every_leftover(kills):
 def test_the_kept_versions_load_and_answer(kills):
     import tensorflow as tf
 
-    from serving.servable import load_servable
+    from serving.server.servable import load_servable
 
     # Every kept version holds the same bytes as the source (checked above), so loading the
     # oldest one, served before most of the kills, shows they all load and answer.

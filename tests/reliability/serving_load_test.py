@@ -1,7 +1,7 @@
 """`imgpipe serve` under load: 16 clients, a version pushed mid-load, hostile requests, loopback.
 
-One `imgpipe serve` process (the real console script, default host) serves a real export. 16
-gRPC clients (`serving.client.ServingClient`, one channel each) call it without pause for
+One `imgpipe serve` process (the real console script, default host) serves a real export. 16 gRPC
+clients (`serving.client.grpc_client.ServingClient`, one channel each) call it without pause for
 STEADY_SECONDS while the server's resident memory is sampled; then the next version is published
 with the pusher's own `publish_version` while the clients keep calling, until every client has
 been answered by it. Then malformed, empty and oversized requests, each followed by a good one.
@@ -29,8 +29,8 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from components.serving_pusher.publish import copy_tree, publish_version
-from serving.client import ClientOptions, ServingClient
-from serving.results import ModelTarget
+from serving.client.grpc_client import ClientOptions, ServingClient
+from serving.client.results import ModelTarget
 
 MODEL = "clf"
 CLIENTS = 16

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving import service
-from serving.client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.grpc_client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.results import ModelTarget, batches
 from serving.errors import ServingError
-from serving.results import ModelTarget, batches
-from serving.server import ModelServer, ServerOptions
+from serving.server import service
+from serving.server.server import ModelServer, ServerOptions
 
 MODEL = "clf"
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.05, max_backoff_seconds=0.1)

@@ -7,7 +7,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline.cli import cli
 from pipeline.errors import UserError
-from serving.config import (
+from serving.server.config import (
     BatchingOptions,
     batching_parameters,
     batching_parameters_type,

@@ -9,7 +9,7 @@ exported serving function itself, called in this process. Version 2 also carries
 warmup file, as the pusher writes it.
 
 The session's `server` serves both versions, with the labels stable=1 and canary=2, from a
-models.config that `serving.config` wrote: the same ModelServerConfig file TF Serving reads.
+models.config that `serving.server.config` wrote: the same ModelServerConfig file TF Serving reads.
 """
 
 import dataclasses
@@ -25,10 +25,10 @@ import tensorflow as tf
 
 from components.serving_pusher.warmup import write_warmup_file
 from pipeline.local.sample_data import render_image
-from serving.config import BatchingOptions, read_model_config_file, write_serving_config
-from serving.manager import ModelRegistry, ModelSource
-from serving.server import ModelServer, ServerOptions
-from serving.versions import VersionPolicy
+from serving.server.config import BatchingOptions, read_model_config_file, write_serving_config
+from serving.server.manager import ModelRegistry, ModelSource
+from serving.server.server import ModelServer, ServerOptions
+from serving.server.versions import VersionPolicy
 from trainer import export
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig

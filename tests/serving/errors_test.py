@@ -15,11 +15,11 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.client import ServingClient
+from serving.client.grpc_client import ServingClient
+from serving.client.rest_client import RestClient
+from serving.client.results import ModelTarget
 from serving.errors import ServingError, short_message
-from serving.rest_client import RestClient
-from serving.results import ModelTarget
-from serving.server import ModelServer, ServerOptions
+from serving.server.server import ModelServer, ServerOptions
 
 MODEL = "clf"
 

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from components.serving_pusher.publish import copy_tree, publish_version
-from serving.client import ClientOptions, ServingClient
-from serving.manager import ModelRegistry, ModelSource, State
-from serving.results import ModelTarget
-from serving.server import ModelServer, ServerOptions
+from serving.client.grpc_client import ClientOptions, ServingClient
+from serving.client.results import ModelTarget
+from serving.server.manager import ModelRegistry, ModelSource, State
+from serving.server.server import ModelServer, ServerOptions
 
 MODEL = "clf"
 CLIENTS = 4
@@ -69,7 +69,7 @@ def _truncated_copy(source: Path):
 @pytest.fixture(scope="module")
 def scenario(link_versions, model_store, images, tmp_path_factory):
     base = link_versions(tmp_path_factory.mktemp("swap") / MODEL, (1,))
-    logger = logging.getLogger("serving.manager")
+    logger = logging.getLogger("serving.server.manager")
     collect, saved_level = _Collect(), logger.level
     logger.addHandler(collect)
     logger.setLevel(logging.INFO)

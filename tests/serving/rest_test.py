@@ -7,8 +7,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from serving.rest_client import RestClient, model_path
-from serving.results import ModelTarget
+from serving.client.rest_client import RestClient, model_path
+from serving.client.results import ModelTarget
 
 MODEL = "clf"
 

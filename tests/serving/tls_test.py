@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.cli import cli
-from serving.client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.grpc_client import ClientOptions, RetryPolicy, ServingClient
+from serving.client.rest_client import RestClient
+from serving.client.results import ModelTarget
 from serving.errors import ServingError
-from serving.rest_client import RestClient
-from serving.results import ModelTarget
-from serving.server import ModelServer, ServerOptions
+from serving.server.server import ModelServer, ServerOptions
 from serving.tls import ClientTls, ServerTls
 
 MODEL = "clf"

@@ -1,4 +1,4 @@
-"""Which versions are served, and when they change: TF Serving's file-system source and policies.
+"""Which versions are served, and when they change: TF Serving's version policies and manager.
 
 The manager's decisions are checked with a stand-in loader (no TensorFlow load), so each rule is
 tested on its own and fast; hot_swap_test.py runs the same manager with real loads.
@@ -11,25 +11,15 @@ import grpc
 import pytest
 
 from serving.errors import ServingError
-from serving.manager import ModelManager, ModelSource, State
-from serving.servable import Servable
-from serving.versions import VersionPolicy, version_dirs
+from serving.server.manager import ModelManager, ModelSource, State
+from serving.server.servable import Servable
+from serving.server.versions import VersionPolicy
 
 
 def _version(base, name, complete=True):
     (base / name).mkdir(parents=True)
     if complete:
         (base / name / "saved_model.pb").write_bytes(b"graph")
-
-
-def test_only_complete_numeric_directories_are_versions(tmp_path):
-    for name in ("1", "12", ".tmp-13-1a2b3c4d", "best"):
-        _version(tmp_path, name)
-    _version(tmp_path, "14", complete=False)  # still being copied (object stores)
-    (tmp_path / ".last_version").write_text("13\n")
-    (tmp_path / "7").write_text("a file, not a directory")
-    assert version_dirs(str(tmp_path)) == {1: str(tmp_path / "1"), 12: str(tmp_path / "12")}
-    assert version_dirs(str(tmp_path / "missing")) == {}
 
 
 @pytest.mark.parametrize("policy,selected", [

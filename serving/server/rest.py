@@ -33,9 +33,9 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from serving import service
 from serving.errors import ServingError
-from serving.manager import ModelRegistry
+from serving.server import service
+from serving.server.manager import ModelRegistry
 from serving.tls import ServerTls
 from trainer.contract import SERVING_SIGNATURE
 

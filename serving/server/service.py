@@ -14,10 +14,10 @@ from tensorflow_serving.apis import (
     predict_pb2,
 )
 
-from serving import inference
 from serving.errors import ServingError
-from serving.manager import ModelRegistry
-from serving.servable import Servable
+from serving.server import inference
+from serving.server.manager import ModelRegistry
+from serving.server.servable import Servable
 
 SIGNATURE_DEF_FIELD = "signature_def"  # the one metadata field TF Serving supports
 

@@ -26,8 +26,8 @@ from google.protobuf import (
 )
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.manager import ModelSource
-from serving.versions import VersionPolicy
+from serving.server.manager import ModelSource
+from serving.server.versions import VersionPolicy
 
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching_parameters.txt"

@@ -1,40 +1,12 @@
-"""Which versions of a model TF Serving would serve: its file-system source and version policy.
+"""Which versions TF Serving serves among those a base path holds: its version policy.
 
-TF Serving's file-system source lists a model's base path and treats every child directory whose
-name is an integer as a version; anything else (our pusher's hidden `.tmp-*` staging folders,
-`.last_version`, stray files) is ignored. The version policy then picks the versions to serve
-among them: the latest N (TF Serving's default is the latest one), all, or specific numbers.
+The versions a base path holds are listed by `serving.layout`; the policy then picks the ones to
+serve: the latest N (TF Serving's default is the latest one), all, or specific numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
-
-import tensorflow as tf
-
-SAVED_MODEL_PB = "saved_model.pb"
-_VERSION_NAME = re.compile(r"[0-9]+")
-
-
-def version_dirs(base_path: str) -> dict[int, str]:
-    """Every complete version under `base_path`: {version: directory}; {} when it is missing.
-
-    A version directory without `saved_model.pb` yet is skipped, not failed: on object stores,
-    where a push is not one atomic rename, that file is written last.
-    """
-    if not tf.io.gfile.isdir(base_path):
-        return {}
-    found: dict[int, str] = {}
-    for entry in sorted(tf.io.gfile.listdir(base_path)):
-        name = entry.rstrip("/")
-        if not _VERSION_NAME.fullmatch(name):
-            continue
-        path = os.path.join(base_path, name)
-        if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_PB)):
-            found[int(name)] = path
-    return found
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,10 +21,11 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2
 
-from serving import inference
 from serving.errors import ServingError, short_message
-from serving.servable import Servable, load_servable, read_warmup_requests
-from serving.versions import VersionPolicy, version_dirs
+from serving.layout import SAVED_MODEL_PB, version_dirs
+from serving.server import inference
+from serving.server.servable import Servable, load_servable, read_warmup_requests
+from serving.server.versions import VersionPolicy
 
 _LOG = logging.getLogger(__name__)
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -52,7 +53,7 @@ class VersionState:
 def _stamp(path: str) -> int:
     """When the version's saved_model.pb last changed (-1 if it is gone)."""
     try:
-        return tf.io.gfile.stat(os.path.join(path, "saved_model.pb")).mtime_nsec
+        return tf.io.gfile.stat(os.path.join(path, SAVED_MODEL_PB)).mtime_nsec
     except tf.errors.OpError:
         return -1
 

@@ -24,10 +24,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import service
 from serving.errors import ServingError
-from serving.manager import ModelRegistry
-from serving.rest import RestServer, make_rest_server
+from serving.server import service
+from serving.server.manager import ModelRegistry
+from serving.server.rest import RestServer, make_rest_server
 from serving.tls import ServerTls
 
 _LOG = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from serving.errors import ServingError, short_message, status_code
-from serving.servable import Servable
+from serving.server.servable import Servable
 from trainer.contract import SERVING_SIGNATURE
 
 

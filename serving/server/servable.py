@@ -17,6 +17,8 @@ from google.protobuf import message
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from serving.layout import SAVED_MODEL_PB
+
 SERVE_TAG = tf.saved_model.SERVING  # "serve"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_REQUESTS = 1000  # TF Serving refuses a version whose warmup file holds more
@@ -37,7 +39,7 @@ class Servable:
 
 def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDefs of the `serve` MetaGraphDef in `path`/saved_model.pb."""
-    file = os.path.join(path, "saved_model.pb")
+    file = os.path.join(path, SAVED_MODEL_PB)
     with tf.io.gfile.GFile(file, "rb") as f:
         try:
             saved_model = saved_model_pb2.SavedModel.FromString(f.read())

@@ -22,8 +22,7 @@ import grpc
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from serving.errors import ServingError
-from serving.results import (
+from serving.client.results import (
     CLASSES,
     PROBABILITIES,
     ModelMetadata,
@@ -35,6 +34,7 @@ from serving.results import (
     predictions,
     statuses_from_response,
 )
+from serving.errors import ServingError
 from serving.tls import ClientTls
 
 # The gRPC code behind each HTTP status TF Serving answers with (400 also means

@@ -24,8 +24,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving.errors import ServingError
-from serving.results import (
+from serving.client.results import (
     ModelMetadata,
     ModelTarget,
     Prediction,
@@ -36,6 +35,7 @@ from serving.results import (
     predictions_from_response,
     statuses_from_response,
 )
+from serving.errors import ServingError
 from serving.tls import ClientTls
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
