@@ -6,7 +6,8 @@ Measures, on the same encoded images (150 px JPEGs of the sample-data shapes):
   SavedModel's `serving_default` called directly (`tf.saved_model.load`) with its outputs read
   back as numpy; through gRPC, a `serving.client.grpc_client.ServingClient` Predict call to
   `imgpipe serve` running in its own process (started from the console script, as a user
-  would), answer decoded. The two are measured in alternating rounds, so background load shifts both alike.
+  would), answer decoded. The two are measured in alternating rounds, so background load
+  shifts both alike.
 - throughput with 8 concurrent clients: 8 threads calling for a fixed time, one image per call,
   each thread with its own gRPC channel; in process, 8 threads calling the same function.
 
