@@ -13,8 +13,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components.data_validation import checks
+from components.data_validation import checks, properties
 from components.data_validation.schema import curate_schema
+from components.image_example_gen import properties as ex  # the Examples' properties
 
 SCHEMA_KEY = "schema"
 INFERRED_SCHEMA_KEY = "inferred_schema"
@@ -48,7 +49,7 @@ class CurateSchemaExecutor(base_executor.BaseExecutor):
         inferred = io_utils.SchemaReader().read(
             io_utils.get_only_uri_in_dir(_single(input_dict, INFERRED_SCHEMA_KEY).uri))
         examples = _single(input_dict, EXAMPLES_KEY)
-        class_names = json.loads(examples.get_string_custom_property("class_names") or "[]")
+        class_names = json.loads(examples.get_string_custom_property(ex.CLASS_NAMES) or "[]")
         schema = curate_schema(inferred, class_names)
         io_utils.write_pbtxt_file(
             os.path.join(_single(output_dict, SCHEMA_KEY).uri, SCHEMA_FILE), schema)
@@ -57,8 +58,8 @@ class CurateSchemaExecutor(base_executor.BaseExecutor):
 def span_of(examples: types.Artifact) -> int:
     """The span of an Examples artifact: under the IR orchestrators TFX's ExampleGen driver
     records it as a custom property 'span'; the artifact property serves older drivers."""
-    if examples.has_custom_property("span"):
-        return int(examples.get_int_custom_property("span"))
+    if examples.has_custom_property(ex.SPAN):
+        return int(examples.get_int_custom_property(ex.SPAN))
     return int(examples.span)
 
 
@@ -82,15 +83,15 @@ class DataGateExecutor(base_executor.BaseExecutor):
                 found = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
                 problems.extend(checks.describe_anomalies(found, split))
         compared_with = ""
-        previous_counts = _json_property(examples, "previous_span_images_per_class")
+        previous_counts = _json_property(examples, ex.PREVIOUS_SPAN_IMAGES_PER_CLASS)
         if previous_counts is not None:
-            current_counts = _json_property(examples, "ingested_per_class") or {}
+            current_counts = _json_property(examples, ex.INGESTED_PER_CLASS) or {}
             now = f"span {span_of(examples)}"
-            compared_with = f"span {examples.get_int_custom_property('previous_span')}"
-            if examples.has_custom_property("spans_read"):  # a window: against the last window
-                now = f"spans {examples.get_string_custom_property('spans_read')}"
+            compared_with = f"span {examples.get_int_custom_property(ex.PREVIOUS_SPAN)}"
+            if examples.has_custom_property(ex.SPANS_READ):  # a window: against the last one
+                now = f"spans {examples.get_string_custom_property(ex.SPANS_READ)}"
                 compared_with = ("spans "
-                                 + examples.get_string_custom_property("previous_spans_read"))
+                                 + examples.get_string_custom_property(ex.PREVIOUS_SPANS_READ))
             problems.extend(checks.class_changes(
                 [n for n, count in current_counts.items() if count], list(previous_counts),
                 now, compared_with))
@@ -101,8 +102,9 @@ class DataGateExecutor(base_executor.BaseExecutor):
         verdict = _single(output_dict, VERDICT_KEY)
         io_utils.write_string_file(os.path.join(verdict.uri, PROBLEMS_FILE),
                                    "".join(p + "\n" for p in problems))
-        verdict.set_int_custom_property("passed", int(not problems))
-        verdict.set_string_custom_property("problems", json.dumps(problems, ensure_ascii=False))
-        verdict.set_string_custom_property("compared_with", compared_with)
+        verdict.set_int_custom_property(properties.PASSED, int(not problems))
+        verdict.set_string_custom_property(properties.PROBLEMS,
+                                           json.dumps(problems, ensure_ascii=False))
+        verdict.set_string_custom_property(properties.COMPARED_WITH, compared_with)
         if problems:
             _LOG.warning("data gate: %d problem(s): %s", len(problems), "; ".join(problems))

@@ -34,7 +34,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import convert, files
+from components.image_example_gen import convert, files, properties
 from components.image_example_gen.report import REPORT_FILE, IngestReport, QuarantinedFile
 from components.image_example_gen.settings import IngestSettings, window_from_exec_properties
 from trainer.contract import INGEST_TOTAL
@@ -176,18 +176,18 @@ class Executor(BaseExampleGenExecutor):
         report = IngestReport(class_names, len(everything), per_class,
                               tuple(by_path + by_content))
         _write_report(examples, report)
-        examples.set_string_custom_property("folders_read", json.dumps(
+        examples.set_string_custom_property(properties.FOLDERS_READ, json.dumps(
             [posixpath.join(input_base, root) for root in all_roots], ensure_ascii=False))
         if window > 1:
             spans_read = sorted({n for listing in windows.values() for n, _ in listing})
             _record_window(examples, window, spans_read, report, everything)
         previous = files.previous_span(input_base, split_roots, span, window)
         if previous is not None:
-            examples.set_int_custom_property("previous_span", previous[0])
-            examples.set_string_custom_property("previous_span_images_per_class", json.dumps(
-                previous[1], ensure_ascii=False))
+            examples.set_int_custom_property(properties.PREVIOUS_SPAN, previous[0])
+            examples.set_string_custom_property(properties.PREVIOUS_SPAN_IMAGES_PER_CLASS,
+                                                json.dumps(previous[1], ensure_ascii=False))
             if window > 1:
-                examples.set_string_custom_property("previous_spans_read",
+                examples.set_string_custom_property(properties.PREVIOUS_SPANS_READ,
                                                     ",".join(map(str, previous[2])))
         stop = report.stop_reasons(settings.max_quarantined_fraction,
                                    posixpath.join(examples.uri, REPORT_FILE))
@@ -201,16 +201,16 @@ def _write_report(examples: Any, report: IngestReport) -> None:
     path = posixpath.join(examples.uri, REPORT_FILE)
     with tf.io.gfile.GFile(path, "w") as handle:
         handle.write("".join(line + "\n" for line in report.lines()))
-    examples.set_string_custom_property("class_names", json.dumps(list(report.class_names),
+    examples.set_string_custom_property(properties.CLASS_NAMES, json.dumps(list(report.class_names),
                                                                   ensure_ascii=False))
-    examples.set_int_custom_property("files_found", report.files_found)
-    examples.set_int_custom_property("ingested", report.ingested)
-    examples.set_int_custom_property("quarantined", report.quarantined_count)
-    examples.set_string_custom_property("quarantined_per_kind",
+    examples.set_int_custom_property(properties.FILES_FOUND, report.files_found)
+    examples.set_int_custom_property(properties.INGESTED, report.ingested)
+    examples.set_int_custom_property(properties.QUARANTINED, report.quarantined_count)
+    examples.set_string_custom_property(properties.QUARANTINED_PER_KIND,
                                         json.dumps(report.quarantined_per_kind))
-    examples.set_string_custom_property("ingested_per_class", json.dumps(
+    examples.set_string_custom_property(properties.INGESTED_PER_CLASS, json.dumps(
         report.ingested_per_class, ensure_ascii=False))
-    examples.set_string_custom_property("quarantine_report", path)
+    examples.set_string_custom_property(properties.QUARANTINE_REPORT, path)
 
 
 def _record_window(examples: Any, window: int, spans_read: list[int], report: IngestReport,
@@ -222,7 +222,7 @@ def _record_window(examples: Any, window: int, spans_read: list[int], report: In
         number = files.span_of(f.relative)
         if number in per_span and f.relative not in quarantined:
             per_span[number] += 1
-    examples.set_int_custom_property("window", window)
-    examples.set_string_custom_property("spans_read", ",".join(map(str, spans_read)))
-    examples.set_string_custom_property("ingested_per_span", json.dumps(
+    examples.set_int_custom_property(properties.WINDOW, window)
+    examples.set_string_custom_property(properties.SPANS_READ, ",".join(map(str, spans_read)))
+    examples.set_string_custom_property(properties.INGESTED_PER_SPAN, json.dumps(
         {str(n): count for n, count in sorted(per_span.items())}))

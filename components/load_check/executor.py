@@ -13,7 +13,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components.exec_properties import int_property
-from components.load_check import probe
+from components.load_check import probe, properties
 
 MODEL_KEY = "model"
 EXAMPLES_KEY = "examples"
@@ -25,11 +25,9 @@ DEFAULT_TIMEOUT_SECONDS = probe.DEFAULT_TIMEOUT_SECONDS
 IMAGES_SPLIT = "eval"  # images the model was not trained on, as real traffic is
 
 # What TFX's InfraValidator writes, so TFX's Pusher and model_utils.is_infra_validated agree.
-BLESSED_KEY = "blessed"
 BLESSED_FILE = "INFRA_BLESSED"
 NOT_BLESSED_FILE = "INFRA_NOT_BLESSED"
-# Ours: why the model was not blessed ('' when it was), and the probe's output.
-REASON_KEY = "reason"
+# The probe's output.
 LOG_FILE = "probe_log.txt"
 
 _LOG = logging.getLogger(__name__)
@@ -48,8 +46,8 @@ def mark(blessing: types.Artifact, reason: str) -> None:
     blessed = not reason
     io_utils.write_string_file(
         os.path.join(blessing.uri, BLESSED_FILE if blessed else NOT_BLESSED_FILE), "")
-    blessing.set_int_custom_property(BLESSED_KEY, int(blessed))
-    blessing.set_string_custom_property(REASON_KEY, reason)
+    blessing.set_int_custom_property(properties.BLESSED, int(blessed))
+    blessing.set_string_custom_property(properties.REASON, reason)
 
 
 class Executor(base_executor.BaseExecutor):

@@ -12,8 +12,9 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.data_validation import properties as verdict_properties
 from components.exec_properties import int_property
-from components.serving_pusher import publish, warmup
+from components.serving_pusher import properties, publish, warmup
 
 MODEL_KEY = "model"
 MODEL_BLESSING_KEY = "model_blessing"
@@ -29,12 +30,6 @@ DEFAULT_KEEP_VERSIONS = 5
 DEFAULT_WARMUP_REQUESTS = 8
 WARMUP_SPLIT = "eval"  # images the model was not trained on, as real traffic is
 
-# The PushedModel custom properties TFX's own Pusher sets, which pipeline/summary.py reads.
-PUSHED_KEY = "pushed"
-PUSHED_DESTINATION_KEY = "pushed_destination"
-PUSHED_VERSION_KEY = "pushed_version"
-# Ours: why nothing was pushed ('' when a version was).
-NOT_PUSHED_BECAUSE_KEY = "not_pushed_because"
 
 _LOG = logging.getLogger(__name__)
 
@@ -44,8 +39,9 @@ def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | N
     """Why the model must not be pushed ('' if it may): a blessing or verdict that says no."""
     if data_verdicts:
         verdict = artifact_utils.get_single_instance(data_verdicts)
-        if not verdict.get_int_custom_property("passed"):
-            problems = json.loads(verdict.get_string_custom_property("problems") or "[]")
+        if not verdict.get_int_custom_property(verdict_properties.PASSED):
+            problems = json.loads(
+                verdict.get_string_custom_property(verdict_properties.PROBLEMS) or "[]")
             return (f"the data has {len(problems)} problem(s): " + "; ".join(problems)
                     if problems else f"data verdict {verdict.uri} did not pass")
     if not model_utils.is_model_blessed(blessing):
@@ -73,8 +69,8 @@ class Executor(base_executor.BaseExecutor):
         if refusal:
             _LOG.info("%s: nothing pushed", refusal)
             # What TFX's Pusher records for an unblessed model ('pushed' 0), and why.
-            pushed_model.set_int_custom_property(PUSHED_KEY, 0)
-            pushed_model.set_string_custom_property(NOT_PUSHED_BECAUSE_KEY, refusal)
+            pushed_model.set_int_custom_property(properties.PUSHED, 0)
+            pushed_model.set_string_custom_property(properties.NOT_PUSHED_BECAUSE, refusal)
             return
 
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
@@ -107,6 +103,6 @@ class Executor(base_executor.BaseExecutor):
         _LOG.info("pushed %s as version %d (%d warmup requests); removed leftovers %s, "
                   "retired versions %s", model_dir, published.version, len(images),
                   list(published.removed_leftovers), list(published.retired_versions))
-        pushed_model.set_int_custom_property(PUSHED_KEY, 1)
-        pushed_model.set_string_custom_property(PUSHED_DESTINATION_KEY, published.path)
-        pushed_model.set_string_custom_property(PUSHED_VERSION_KEY, str(published.version))
+        pushed_model.set_int_custom_property(properties.PUSHED, 1)
+        pushed_model.set_string_custom_property(properties.PUSHED_DESTINATION, published.path)
+        pushed_model.set_string_custom_property(properties.PUSHED_VERSION, str(published.version))

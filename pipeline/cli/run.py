@@ -118,7 +118,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
         destination = Destination(
             pipeline_name=model_name, pipeline_root=str(layout.pipeline_root),
             data_root=str(data_dir.resolve()),
-            serving_model_dir=str(layout.serving_dir / model_name))
+            serving_model_dir=str(layout.model_base_path(model_name)))
         config = build_pipeline_config(destination, hparams, options, spans=bool(scan.spans),
                                        given_splits=scan.given_splits, window=window,
                                        infra_validation=infra_validation)

@@ -37,6 +37,10 @@ class OutputLayout:
         """TF Serving's model base paths: `serving/<model-name>/<version>/`."""
         return self.root / "serving"
 
+    def model_base_path(self, model_name: str) -> Path:
+        """TF Serving's base path of one model; its versions are numbered folders inside."""
+        return self.serving_dir / model_name
+
     @property
     def logs_dir(self) -> Path:
         """Full logs of each run."""

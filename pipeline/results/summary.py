@@ -10,7 +10,12 @@ from typing import Any
 
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
+from tfx.components.evaluator.constants import ARTIFACT_PROPERTY_BLESSED_KEY as EVALUATOR_BLESSED
 
+from components.data_validation import properties as verdict_props
+from components.image_example_gen import properties as examples_props
+from components.load_check import properties as load_check_props
+from components.serving_pusher import properties as pusher_props
 from pipeline.results.metadata import read_latest_run
 from trainer.contract import LABEL_NAME
 
@@ -118,16 +123,16 @@ def _ingestion(examples: list) -> dict[str, Any]:
         return {}
     artifact = examples[0]
     props = artifact.custom_properties
-    if "files_found" not in props:
+    if examples_props.FILES_FOUND not in props:
         return {}
     return {
-        "folders_read": json.loads(props["folders_read"].string_value),
-        "class_names": json.loads(props["class_names"].string_value),
-        "files_found": props["files_found"].int_value,
-        "ingested": props["ingested"].int_value,
-        "quarantined": props["quarantined"].int_value,
-        "quarantined_per_kind": json.loads(props["quarantined_per_kind"].string_value),
-        "quarantine_report": props["quarantine_report"].string_value,
+        "folders_read": json.loads(props[examples_props.FOLDERS_READ].string_value),
+        "class_names": json.loads(props[examples_props.CLASS_NAMES].string_value),
+        "files_found": props[examples_props.FILES_FOUND].int_value,
+        "ingested": props[examples_props.INGESTED].int_value,
+        "quarantined": props[examples_props.QUARANTINED].int_value,
+        "quarantined_per_kind": json.loads(props[examples_props.QUARANTINED_PER_KIND].string_value),
+        "quarantine_report": props[examples_props.QUARANTINE_REPORT].string_value,
     }
 
 
@@ -202,29 +207,31 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         overall, changes, per_class = _metrics(evaluator["evaluation"][0].uri)
     count = overall.get("example_count")
     blessings = evaluator.get("blessing", [])
-    blessed = bool(blessings[0].custom_properties["blessed"].int_value) if blessings else None
+    blessed = (bool(blessings[0].custom_properties[EVALUATOR_BLESSED].int_value) if blessings
+               else None)
     not_blessed_because = []
     if blessed is False and evaluator.get("evaluation"):
         not_blessed_because = _gate_failures(evaluator["evaluation"][0].uri)
     load_check_failure = None
     for name in ("ModelLoadCheck", "InfraValidator"):
         for infra in outputs.get(name, {}).get("blessing", []):
-            if not infra.custom_properties["blessed"].int_value:
-                reason = infra.custom_properties.get("reason")
+            if not infra.custom_properties[load_check_props.BLESSED].int_value:
+                reason = infra.custom_properties.get(load_check_props.REASON)
                 load_check_failure = (reason.string_value if reason else "") or (
                     f"{name} did not bless the model; see its log")
     pushed_path = None
     not_pushed_because = ""
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
-        if pushed.custom_properties["pushed"].int_value:
-            pushed_path = pushed.custom_properties["pushed_destination"].string_value
-        elif "not_pushed_because" in pushed.custom_properties:
-            not_pushed_because = pushed.custom_properties["not_pushed_because"].string_value
+        if pushed.custom_properties[pusher_props.PUSHED].int_value:
+            pushed_path = pushed.custom_properties[pusher_props.PUSHED_DESTINATION].string_value
+        elif pusher_props.NOT_PUSHED_BECAUSE in pushed.custom_properties:
+            not_pushed_because = (
+                pushed.custom_properties[pusher_props.NOT_PUSHED_BECAUSE].string_value)
     data_problems: list[str] = []
     data_compared_with = ""
     for verdict in outputs.get("DataGate", {}).get("verdict", []):
-        data_problems = json.loads(verdict.custom_properties["problems"].string_value)
-        data_compared_with = verdict.custom_properties["compared_with"].string_value
+        data_problems = json.loads(verdict.custom_properties[verdict_props.PROBLEMS].string_value)
+        data_compared_with = verdict.custom_properties[verdict_props.COMPARED_WITH].string_value
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run.run_id,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from components.image_example_gen import properties as examples_props
 from pipeline.local.layout import OutputLayout
 from pipeline.results.metadata import read_latest_run
 from pipeline.results.summary import RunSummary, read_run_summary
@@ -316,10 +317,10 @@ def collect(output_dir: Path, pipeline_name: str, summary: RunSummary | None = N
         eval_dir = os.path.join(artifact.uri, "Split-eval") if "eval" in splits else None
         train_dir = os.path.join(artifact.uri, "Split-train") if "train" in splits else None
         props = artifact.custom_properties
-        if "class_names" in props:
-            data.class_names = tuple(json.loads(props["class_names"].string_value))
-        if "quarantine_report" in props:
-            data.quarantine_report = props["quarantine_report"].string_value
+        if examples_props.CLASS_NAMES in props:
+            data.class_names = tuple(json.loads(props[examples_props.CLASS_NAMES].string_value))
+        if examples_props.QUARANTINE_REPORT in props:
+            data.quarantine_report = props[examples_props.QUARANTINE_REPORT].string_value
             data.quarantined = _read_quarantine(data.quarantine_report)
     else:
         state = data.components.get("ImageExampleGen", "not run")
