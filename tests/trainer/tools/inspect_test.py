@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import export, inspect
+from trainer import export
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
+from trainer.tools import inspect
 
 SIZE = 75  # mixed7 is 3x3x768 at 75 px
 FLAT = 3 * 3 * 768

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from pipeline.sample_data import write_sample_data
 from trainer import model as model_lib
-from trainer.pretrain import pretrain_base
+from trainer.tools.pretrain import pretrain_base
 
 pytestmark = pytest.mark.slow
 
