@@ -29,7 +29,7 @@ DEFAULT_KEEP_VERSIONS = 5
 DEFAULT_WARMUP_REQUESTS = 8
 WARMUP_SPLIT = "eval"  # images the model was not trained on, as real traffic is
 
-# The PushedModel custom properties TFX's own Pusher sets, which pipeline/summary.py reads.
+# The PushedModel custom properties TFX's own Pusher sets, which the run summary reads.
 PUSHED_KEY = "pushed"
 PUSHED_DESTINATION_KEY = "pushed_destination"
 PUSHED_VERSION_KEY = "pushed_version"
