@@ -2,17 +2,17 @@
 
 Keras preprocessing layers transform their input only when called with `training=True` (as `fit`
 does) and pass it through unchanged at inference, so the exported model serves un-augmented.
-The defaults follow the seeds' `ImageDataGenerator(rotation_range=40, width_shift_range=0.2,
-height_shift_range=0.2, shear_range=0.2, zoom_range=0.2, horizontal_flip=True,
-fill_mode='nearest')`, in the same units: degrees for rotation and shear, fractions of the image
-size for shifts and zoom.
+The defaults are those of the classic Keras transfer-learning recipe,
+`ImageDataGenerator(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
+shear_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode='nearest')`, in the same units:
+degrees for rotation and shear, fractions of the image size for shifts and zoom.
 
 Rotation, shift, shear and zoom are composed into one matrix and the image is resampled once, as
 ImageDataGenerator does (`RandomAffine`); the flip follows. Two differences from ImageDataGenerator,
-both invisible for square images with the seeds' equal shift ranges: the matrix is centred on the
-true image centre (ImageDataGenerator swaps height and width when centring), and `width_shift`
-moves columns and `height_shift` rows (ImageDataGenerator scales its column shift by the height
-and its row shift by the width).
+both invisible for square images with equal shift ranges: the matrix is centred on the true image
+centre (ImageDataGenerator swaps height and width when centring), and `width_shift` moves columns
+and `height_shift` rows (ImageDataGenerator scales its column shift by the height and its row
+shift by the width).
 """
 
 from __future__ import annotations
@@ -158,19 +158,15 @@ class RandomAffine(tf.keras.__internal__.layers.BaseRandomLayer):
     Each image gets its own draws, in ImageDataGenerator's units: a rotation uniform in
     [-rotation_degrees, rotation_degrees] degrees; shifts uniform in [-width_shift, width_shift]
     times the width (columns) and [-height_shift, height_shift] times the height (rows); a shear
-    angle uniform in [-shear_degrees, shear_degrees] DEGREES (ImageDataGenerator documents
-    `shear_range` as "Shear angle in counter-clockwise direction in degrees" and converts it with
-    `np.deg2rad`, so the seeds' `shear_range=0.2` shears by at most 0.2 degrees); and per-axis
+    angle uniform in [-shear_degrees, shear_degrees] DEGREES (ImageDataGenerator's `shear_range`
+    is in degrees too, so its `shear_range=0.2` shears by at most 0.2 degrees); and per-axis
     zooms drawn independently in [1 - zoom, 1 + zoom]. `affine_transforms` composes them into one
-    matrix, so the image is interpolated once (chaining a layer per transform, as Keras'
-    RandomRotation, RandomTranslation and RandomZoom would, resamples it four times: four times
-    the work and a blurrier result). With `horizontal_flip` half of the images (drawn per image)
-    are also mirrored after the transform, as ImageDataGenerator does, by composing the mirror
-    x -> (W - 1) - x into the same matrix: the mirror of a resampled image samples the same
-    points, so the result is the same and the separate flip is saved (Keras' RandomFlip took
-    2.9 ms per batch of 32 at 150 px on 2 cores, beside 10.2 ms for this layer's resampling).
-    Like tf_keras' random layers it returns its input unchanged when `training` is False, and
-    also when every range is 0 and there is no flip.
+    matrix, so the image is interpolated once: chaining Keras' RandomRotation, RandomTranslation
+    and RandomZoom would resample it several times, slower and blurrier. With `horizontal_flip`
+    half of the images (drawn per image) are also mirrored after the transform, by composing the
+    mirror into the same matrix, which spares a separate flip pass. Like tf_keras' random layers
+    it returns its input unchanged when `training` is False, and also when every range is 0 and
+    there is no flip.
 
     Input and output: float images [N, H, W, C] (or one image [H, W, C]), channels last.
     """

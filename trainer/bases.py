@@ -44,7 +44,7 @@ BASES: dict[str, BaseSpec] = {
         name="mobilenet_v2",
         application=tf.keras.applications.MobileNetV2,
         default_cut_layer="out_relu",  # the bottleneck: the last feature map before the top
-        default_pooling="avg",  # the seeds' GlobalAveragePooling over that bottleneck
+        default_pooling="avg",  # MobileNetV2's usual head: global average pooling over it
         min_image_size=32,
     ),
 }
@@ -85,5 +85,5 @@ def build_application(spec: BaseSpec, image_size: int, weights: str,
                                    input_shape=(image_size, image_size, 3))
     if weights not in ("imagenet", "none"):
         check_weights_file(weights, sha256)
-        application.load_weights(weights)  # the seeds' load_weights(local_weights_file)
+        application.load_weights(weights)
     return application

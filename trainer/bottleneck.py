@@ -4,28 +4,23 @@ Without augmentation the frozen base (called with `training=False`) maps an imag
 features in every epoch, so a full forward pass per image per epoch repeats work. In cache mode:
 
 1. `feature_model(model)` is the model up to its pooling layer (`flatten` or `avg_pool`): the
-   features exactly as the head reads them. It runs once over the training and eval images
-   (`cache_augmented_copies` K > 0: K passes over the training images with the augmentation
-   active, `training=True`, so K different augmented copies of each image; the base still runs
-   in inference mode) and `write_cache` streams each batch to disk as it comes.
+   features exactly as the head reads them. It runs once over the training and eval images and
+   `write_cache` streams each batch to disk. With `cache_augmented_copies` K > 0 it makes K
+   passes over the training images with the augmentation active (the base still in inference
+   mode), so K different augmented copies of each image.
 2. `head_model(model)` is the head alone (Dense layers, Dropout, output) on a features input. It
-   *shares its layers* with the full model, so training it trains the full model's head: once
-   `fit` returns, the full model is assembled (base + trained head) and is exported, served and
-   evaluated as usual, raw image bytes in.
-3. `read_cache` gives the records back every epoch, batched by `hp.head_batch_size`
-   (`cache_batch_size`, by default `batch_size`; the feature extraction always runs at
-   `batch_size`). A cache of at most `MEMORY_BYTES` (1 GiB: the seeds' 2,000
-   images at 150 px are 301 MB) is read once into memory and each epoch gathers its batches
-   from a new permutation of the records; a larger one streams from the shard files every epoch
-   (file order shuffled, interleaved, then a shuffle buffer bounded in bytes). Either way memory
-   is bounded whatever the dataset's size. In memory the head's epochs skip a copy of every
-   record through the file reader and the shuffle buffer: 2,000 records at batch 256 on 2
-   cores, 1,983 -> 2,427 records/s in float32.
+   *shares its layers* with the full model, so training it trains the full model's head, which
+   is then exported, served and evaluated as usual, raw image bytes in.
+3. `read_cache` gives the records back every epoch, batched by `hp.head_batch_size`. A cache of
+   at most `MEMORY_BYTES` is read once into memory and each epoch gathers its batches by a new
+   permutation, which spares every epoch a pass through the file reader and the shuffle buffer;
+   a larger one streams from the shard files (file order shuffled, interleaved, then a shuffle
+   buffer bounded in bytes). Either way memory stays bounded whatever the dataset's size.
 
 On disk a cache is a folder of shard files of fixed-length records, each `feature_dim + 1`
-float32 values (the features, then the label), and `manifest.json`. The float32 features are the
-pooled base output cast to float32 (under a mixed policy the base computes in bfloat16 or float16).
-Fine-tuning changes the base, which would make the cache stale: the two are refused together.
+float32 values (the features, then the label), and `manifest.json`; under a mixed policy the
+features are cast to float32. Fine-tuning changes the base, which would make the cache stale: the
+two are refused together.
 """
 
 from __future__ import annotations

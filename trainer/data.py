@@ -24,12 +24,11 @@ def make_dataset(file_pattern: list[str] | str, image_size: int, batch_size: int
                  shuffle: bool, seed: int = 42, memory_bytes: int = 0) -> tf.data.Dataset:
     """Batches of (uint8 images [N, S, S, 3], int64 labels [N]) from gzipped TFRecords.
 
-    One pass over the files; training shuffles each epoch anew, through a shuffle buffer of
-    4,096 serialized examples: memory stays flat whatever the data's size. With `memory_bytes` >
-    0 (the Trainer's `images_in_memory_mb`), images whose decoded size is at most that are
-    instead decoded once and held in memory, and each epoch gathers its batches from a new
-    permutation: decoding every PNG again each epoch costs about 18 ms of CPU per batch of 32 at
-    150 px, on the cores that train (7% of a float32 training step on 2 cores).
+    One pass over the files per epoch; training shuffles each epoch anew, through a shuffle
+    buffer of 4,096 serialized examples: memory stays flat whatever the data's size. With
+    `memory_bytes` > 0 (the Trainer's `images_in_memory_mb`), images whose decoded size is at
+    most that are instead decoded once and held in memory, and each epoch gathers its batches
+    from a new permutation: the cores that train no longer decode every PNG again each epoch.
     """
     files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
         f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
@@ -81,10 +80,8 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
     Why: in TensorFlow 2.16, destroying an iterator waits for that thread's current sleep, which
     grows to seconds over a run. Keras makes an iterator per epoch for the training data and one
-    per validation, and `fit` returns only after they are gone: 4 epochs of 400 images with 200
-    validated took 20.5-20.9 s of wall time with autotuning and 13.4-13.6 s without, the same
-    training steps in both (2.3 s an epoch) on 2 cores, where a fixed parallelism of the cores
-    is what autotuning settles on anyway.
+    per validation, and `fit` waits for each to go; the training steps themselves are no slower
+    with a fixed parallelism of the cores, which is what autotuning settles on anyway.
     """
     options = tf.data.Options()
     options.autotune.enabled = False

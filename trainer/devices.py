@@ -1,12 +1,9 @@
 """Device choices for the Trainer: mixed precision, XLA and the distribution strategy.
 
-The decision is made in two steps so that it can be tested without a GPU:
-- `plan_devices(config, gpu_names)` is pure: from the requested `DeviceConfig` and the names of
-  the visible GPUs it returns a `DevicePlan`. Tests pass fake lists of names.
-- `apply_plan(plan)` acts on it: it sets Keras' global mixed-precision policy and returns the
-  `tf.distribute.Strategy` to build and compile the model under.
-
-What 'auto' resolves to:
+`plan_devices` decides, from the requested `DeviceConfig` and the names of the visible GPUs; it
+is pure, so tests pass fake names. `apply_plan` (or `devices_applied`) then sets Keras' global
+precision policy and returns the `tf.distribute.Strategy` to build the model under. What 'auto'
+resolves to:
 
 | visible GPUs | precision     | XLA                   | strategy                                 |
 | ------------ | ------------- | --------------------- | ---------------------------------------- |
@@ -14,51 +11,19 @@ What 'auto' resolves to:
 | 1            | mixed_float16 | the whole step        | default                                  |
 | 2 or more    | mixed_float16 | the whole step        | `tf.distribute.MirroredStrategy`         |
 
-Every choice can be overridden, and no override is refused for lack of GPUs: 'mirrored' on one
-device (or on the CPU) is a valid MirroredStrategy with one replica, useful to exercise the
-distributed code path anywhere; 'mixed_float16' on the CPU works but is emulated and slow, so it
-is logged as a warning, and so is 'mixed_bfloat16' on a CPU without bfloat16 instructions
-(AVX512_BF16 or AMX-BF16, `cpu_supports_bfloat16`): there oneDNN emulates it and a matrix product
-runs about 4 times slower than in float32 (measured on a 2-core Xeon with AVX-512 but no BF16).
-Where the CPU has them, bfloat16 can nearly double the matrix-product rate; 'auto' still keeps the
-CPU in float32, so a run's accuracy never depends on which CPU it landed on. XLA compiles on the
-CPU too.
+Why: float16 and XLA's fusion pay off on GPUs. The CPU stays in float32, so a run's accuracy never
+depends on the CPU it landed on; its optimizer update is still compiled, because XLA fuses
+RMSprop's element-wise passes over each variable into one (tf_keras does that only with a GPU).
+The whole step is not compiled when the model holds ops XLA cannot compile (the affine warp
+behind rotation, shift, shear and zoom has no XLA kernel in TF 2.16). Every choice can be
+overridden; an override emulated on this machine (mixed precision on a CPU without the
+instructions) is logged as a warning.
 
-XLA is refused for models it cannot compile. In TensorFlow 2.16 `ImageProjectiveTransformV3`, the
-op behind `augment.RandomAffine` (and Keras' RandomRotation, RandomTranslation and RandomZoom), has
-no XLA kernel on CPU or GPU, so `model.compile(jit_compile=True)` on a model with those layers
-fails at the first `fit` (RandomFlip alone compiles). The caller says so with
-`xla_compatible=False`: 'auto' then resolves to XLA off for the step, and 'on' is a ValueError.
-
-The optimizer's update is compiled on its own whatever the model holds (`xla_update`): it is
-element-wise, and XLA fuses RMSprop's dozen passes over each variable (square, scale, add, sqrt,
-divide, subtract, each reading and writing the whole tensor) into one. That matters for this head:
-its Dense(1024) kernel on `mixed7`'s 37,632 features has 38.5 M parameters, so the unfused update
-moves gigabytes per step. Measured on a 2-core AMD EPYC (Zen 5, float32, batch 32, InceptionV3 at
-150 px with augmentation): 231 -> 185 ms per training step; the head alone at batch 256, 150 ->
-105 ms. tf_keras compiles the update this way itself, but only when it sees a GPU
-(`Optimizer(jit_compile=True)` is reset to False without one), so `compile_model` sets it after
-building the optimizer. 'off' turns both off.
-
-Using a plan (the caller's side):
-1. Call `apply_plan(plan)` (or `with devices_applied(plan) as strategy:`) *before* building the
-   model: a Keras layer takes the global policy when it is constructed.
-2. Build and compile the model inside `with strategy.scope():`, so its variables and the
-   optimizer's slots are mirrored across replicas; `fit` can run outside the scope.
-3. Give `plan.compilation` to `trainer.model.compile_model` (by hand: `jit_compile=
-   plan.jit_compile` to `model.compile`, and the optimizer's `jit_compile` set to
-   `plan.xla_update` after it is built).
-4. Give the output layer `dtype=OUTPUT_DTYPE` ('float32'), e.g. `Dense(1, activation='sigmoid',
-   dtype=OUTPUT_DTYPE)`. Under a mixed policy every other layer computes in float16 or bfloat16;
-   the final Dense and its sigmoid or softmax must not, because the loss needs float32 precision
-   (a float16 softmax overflows) and the serving signature promises float32 probabilities.
-   If the activation is a separate layer, that layer needs `dtype=OUTPUT_DTYPE` too.
-Under 'mixed_float16', Keras 2's `compile` wraps the optimizer in a `LossScaleOptimizer` itself, so
-gradients do not underflow; a custom training loop would have to do that by hand.
-
-The policy is process-global: it stays set after `apply_plan` returns, for every model built
-later in the process. `devices_applied` restores the previous policy on exit; tests use it or
-call `reset_policy()`.
+The caller builds the model after `apply_plan` (a layer takes the policy when constructed), inside
+`strategy.scope()`, and gives `plan.compilation` to `trainer.model.compile_model`. The output
+layer keeps `dtype=OUTPUT_DTYPE`: the loss needs float32 precision and the serving signature
+promises float32 probabilities. The policy is process-global; `devices_applied` restores the
+previous one on exit.
 """
 
 from __future__ import annotations
@@ -79,7 +44,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 XLA_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "mirrored", "default")
 
-# The output layer's dtype under any policy: see point 4 of the module's docstring.
+# The output layer's dtype under any policy: the loss and the served probabilities need float32.
 OUTPUT_DTYPE = "float32"
 
 _STRATEGY_LABELS = {"mirrored": "MirroredStrategy", "default": "default strategy"}

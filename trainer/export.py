@@ -10,7 +10,7 @@ The SavedModel holds a plain `tf.Module` (the variables, Transform's layer, the 
 Keras object: Keras would trace every layer's call for its own metadata, which for InceptionV3
 costs more than the rest of the export together, and loading it back would rebuild every layer.
 The functions are traced without autograph (they have no data-dependent Python control flow),
-which makes tracing InceptionV3 about twenty times faster.
+which makes tracing much faster.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ POOLINGS = ("flatten", "avg")
 class HParams:
     """Everything the Trainer needs to build, train and export the model.
 
-    `weights` is 'imagenet', 'none' or the path of a local `.h5` file with the base's weights
-    (the seeds' `load_weights(local_weights_file)`), optionally pinned by `weights_sha256`.
+    `weights` is 'imagenet', 'none' or the path of a local no-top `.h5` file with the base's
+    weights (loaded with Keras' `load_weights`), optionally pinned by `weights_sha256`.
     `cut_layer` and `pooling` default to the base's own (InceptionV3: `mixed7` and flatten).
     Fine-tuning runs only when `fine_tune_from` names a base layer: after the head has trained,
     that layer and those above it are unfrozen and trained at `fine_tune_learning_rate`.

@@ -1,7 +1,7 @@
-"""The model: a frozen InceptionV3 cut at a named layer, and a small dense head on top.
+"""The model: a frozen pretrained base cut at a named layer, and a small dense head on top.
 
-The seeds' semantics, made explicit:
-- `include_top=False` drops InceptionV3's ImageNet classifier; what is left is a feature
+What each transfer-learning choice means here:
+- `include_top=False` drops the base's ImageNet classifier; what is left is a feature
   extractor whose `cut_layer` output (the bottleneck we build on; `mixed7` is 7x7x768 at 150 px)
   feeds our head.
 - `trainable=False` on every base layer freezes its weights: `fit` never changes them.
@@ -30,7 +30,7 @@ def build_base(image_size: int, weights: str, cut_layer: str = "mixed7",
     Args:
         image_size: height and width of the input images.
         weights: 'imagenet' (Keras downloads the no-top weights), 'none' (random) or the path of
-            a local `.h5` file of no-top weights, loaded as the seeds do with `load_weights`.
+            a local `.h5` file of no-top weights, loaded with Keras' `load_weights`.
         cut_layer: the layer whose output becomes the features, e.g. 'mixed7'.
         base: a name in `trainer.bases.BASES`.
         weights_sha256: when given, a local weights file must have this digest.

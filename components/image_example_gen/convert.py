@@ -4,8 +4,7 @@ Kept light on purpose. A Beam worker process imports the module of every functio
 it unpickles them; Beam's DirectRunner in multi-processing mode starts fresh workers for each
 pipeline run, so an import here is paid by each worker on each run. This module imports Beam
 and Pillow only; TensorFlow (for its decoder and `tf.train.Example`) is imported once per
-worker in `setup`, and TFX never (importing TFX's ExampleGen modules costs a worker about
-4 CPU-seconds more than Beam and TensorFlow together).
+worker in `setup`, and TFX, whose ExampleGen modules are heavy to import, never.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from components.image_example_gen.report import QuarantinedFile
 from trainer.contract import INGEST_DONE, progress_logger
 
 QUARANTINED = "quarantined"
-# `imgpipe run` echoes this logger's records to the terminal (pipeline/progress.py): the
-# `imgpipe_ingest_done` attribute says how many more files were read since the last record.
+# `imgpipe run` echoes this logger's records to the terminal: the `imgpipe_ingest_done`
+# attribute says how many more files were read since the last record.
 # They reach it when Beam runs in this process (DirectRunner in_memory, the default).
 PROGRESS = progress_logger()
 PROGRESS_STEPS = 100  # at most about this many progress records per split

@@ -136,6 +136,7 @@ class Executor(BaseExampleGenExecutor):
 
     def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],  # noqa: N802
            exec_properties: dict[str, Any]) -> None:
+        """Ingests or quarantines every file, then records the report on the Examples artifact."""
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         settings = IngestSettings.from_exec_properties(exec_properties)

@@ -53,7 +53,7 @@ def pretrain_base(data_dir: Path, weights_path: Path, image_size: int, epochs: i
     if weights_path.suffix.lower() != ".h5":
         raise UserError(f"--output {weights_path} must end in .h5 (Keras' HDF5 weights format)")
     scan = scan_dataset(data_dir)
-    from trainer.pretrain import pretrain_base as run_pretraining
+    from trainer.tools.pretrain import pretrain_base as run_pretraining
 
     click.echo(f"pretraining InceptionV3 up to {cut_layer} on {scan.image_count} images in "
                f"{len(scan.class_names)} classes at {image_size} px for {epochs} epochs")

@@ -13,7 +13,7 @@ from pipeline.cli.options import hparams_from_options, model_options
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
-    from trainer.inspect import LayerInfo, ModelReport
+    from trainer.tools.inspect import LayerInfo, ModelReport
 
 
 def resolve_saved_model(path: Path) -> Path:
@@ -114,7 +114,7 @@ def inspect_model(saved_model: Path | None, classes: int, as_json: bool, base_la
     else:
         hp = hparams_from_options(tuple(f"class_{i}" for i in range(classes)), "none", options)
 
-    from trainer import inspect
+    from trainer.tools import inspect
 
     if saved_model is not None:
         try:

@@ -1,4 +1,4 @@
-"""The augmentation block: identity at inference, and each augmentation within its seeds' range."""
+"""The augmentation block: identity at inference, and each augmentation within its range."""
 
 import dataclasses
 import json
@@ -174,7 +174,7 @@ def test_flip_is_the_input_or_its_horizontal_mirror_exactly():
 
 
 def test_the_flip_in_the_affine_resampling_is_the_mirror_of_the_same_transform():
-    """The seeds' flip, folded into RandomAffine's matrix, gives the unflipped transform's output
+    """The flip, folded into RandomAffine's matrix, gives the unflipped transform's output
     (the same draws: the flip's is drawn last) or its exact mirror, image by image."""
     images = _noise(DRAWS)
     config = dict(rotation_degrees=40.0, width_shift=0.2, height_shift=0.2, shear_degrees=0.2,

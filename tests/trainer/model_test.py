@@ -1,4 +1,4 @@
-"""The seeds' semantics, proven on the model the Trainer builds."""
+"""The transfer-learning choices, proven on the model the Trainer builds."""
 
 import numpy as np
 import pytest

@@ -172,7 +172,7 @@ def _decode(image_bytes: list[bytes], size: int) -> np.ndarray:
 
 def _load_keras_model(saved_model_dir: str, saved: Any) -> tuple[Any, Any]:
     """(HParams, the Keras model with the SavedModel's variables); ValueError when impossible."""
-    from trainer.inspect import build_for_inspection, read_exported_hparams
+    from trainer.tools.inspect import build_for_inspection, read_exported_hparams
 
     hp = read_exported_hparams(saved_model_dir)
     model = build_for_inspection(hp)
@@ -225,7 +225,7 @@ def _augmentation_rows(model: Any, hp: Any, examples: list[Example],
 
 
 def _gradcam_tiles(model: Any, predictions: Predictions, per_class: int) -> list[Tile]:
-    from trainer.gradcam import gradcam, overlay
+    from trainer.tools.gradcam import gradcam, overlay
 
     chosen: list[int] = []
     for index in range(len(predictions.class_names)):

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from trainer.inspect import base_features
+from trainer.tools.inspect import base_features
 
 OUTPUT_LAYER = "probability"
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import export, inspect
+from trainer import export
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
+from trainer.tools import inspect
 
 SIZE = 75  # mixed7 is 3x3x768 at 75 px
 FLAT = 3 * 3 * 768
@@ -84,7 +85,7 @@ def test_fine_tuned_model_reports_the_unfrozen_base_layers():
 
 @pytest.fixture(scope="module")
 def exported_seeds_model(transform_output, tmp_path_factory):
-    """The seeds' [512, 1024] head, fine-tuned from mixed6 as `train.fit` leaves it, exported."""
+    """A [512, 1024] head, fine-tuned from mixed6 as `train.fit` leaves it, exported."""
     hp = _hparams(dense_units=(512, 1024), fine_tune_from="mixed6", augment=AugmentConfig.off())
     model = model_lib.build_model(hp)
     model_lib.unfreeze_from(model_lib.get_base(model), hp.fine_tune_from)

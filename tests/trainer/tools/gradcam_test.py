@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import gradcam
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
+from trainer.tools import gradcam
 
 SIZE = 75
 

@@ -1,4 +1,4 @@
-"""`pretrain-base` writes a no-top InceptionV3 weights file the seeds' code can load."""
+"""`pretrain-base` writes a no-top InceptionV3 weights file Keras' `load_weights` can load."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from pipeline.local.sample_data import write_sample_data
 from trainer import model as model_lib
-from trainer.pretrain import pretrain_base
+from trainer.tools.pretrain import pretrain_base
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_pretrained_weights_load_with_load_weights_and_differ_from_init(tmp_path
     fresh = tf.keras.applications.InceptionV3(include_top=False, weights=None,
                                               input_shape=(75, 75, 3))
     initial = [w.numpy().copy() for w in fresh.weights]
-    fresh.load_weights(str(result.weights_path))  # the seeds' load_weights(local_weights_file)
+    fresh.load_weights(str(result.weights_path))
     loaded = [w.numpy() for w in fresh.weights]
     mixed7 = fresh.layers.index(fresh.get_layer("mixed7"))
     trained_layers = [layer for layer in fresh.layers[:mixed7] if layer.weights]

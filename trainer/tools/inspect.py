@@ -1,6 +1,6 @@
 """What a model really is: trainable flags, parameter counts, the cut, Dropout and BatchNorm.
 
-It answers the seeds' questions for one model, from the model itself rather than from prose:
+It answers the usual transfer-learning questions for one model, from the model itself:
 - which layers are trainable, and the exact trainable and non-trainable parameter counts
   (checked against `model.count_params()`);
 - where the base is cut (`include_top=False`, then the cut layer the head reads);

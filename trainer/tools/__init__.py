@@ -1,0 +1,1 @@
+"""Tools beside the Trainer: pretraining a base, inspecting a model, Grad-CAM heatmaps."""
