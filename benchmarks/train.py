@@ -1,13 +1,13 @@
-"""Training benchmark: the Trainer against the seeds' Keras recipe, and where its time goes.
+"""Training benchmark: the Trainer against the classic Keras recipe, and where its time goes.
 
 Mixed precision, the bottleneck cache, a roofline, and how cost grows with the data.
 
 All on the same generated images (`imgpipe sample-data` circles and crosses, 150 px), batch size
 and machine, in one process and one run:
 
-- recipe: the seeds' script. InceptionV3 (`include_top=False`, the base weights below, every layer
-  frozen) cut at `mixed7`, Flatten, Dense(1024, relu), Dropout(0.2), Dense(1, sigmoid),
-  RMSprop(1e-4), fed by `ImageDataGenerator(rotation_range=40, width_shift_range=0.2,
+- recipe: the classic Keras transfer-learning script. InceptionV3 (`include_top=False`, the base
+  weights below, every layer frozen) cut at `mixed7`, Flatten, Dense(1024, relu), Dropout(0.2),
+  Dense(1, sigmoid), RMSprop(1e-4), fed by `ImageDataGenerator(rotation_range=40, width_shift_range=0.2,
   height_shift_range=0.2, shear_range=0.2, zoom_range=0.2, horizontal_flip=True)
   .flow_from_directory`. Its `rescale=1./255` is replaced by the base's own scaling
   (`x / 127.5 - 1`, a `preprocessing_function`, the same cost): the base was trained on that.
@@ -137,7 +137,7 @@ def ensure_weights(path: Path) -> Path:
 # The configurations.
 
 def recipe_generator(root: Path, augment: bool, shuffle: bool):
-    """The seeds' ImageDataGenerator(...).flow_from_directory on `root/<class>/`."""
+    """The classic recipe's ImageDataGenerator(...).flow_from_directory on `root/<class>/`."""
     scale = {"preprocessing_function": lambda x: x / 127.5 - 1.0}
     augmentation = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
                         shear_range=0.2, zoom_range=0.2, horizontal_flip=True) if augment else {}
@@ -148,7 +148,7 @@ def recipe_generator(root: Path, augment: bool, shuffle: bool):
 
 
 def recipe_model(weights: Path) -> tf.keras.Model:
-    """The seeds' model, as their script builds it."""
+    """The classic recipe's model, as its script builds it."""
     layers = tf.keras.layers
     base = tf.keras.applications.InceptionV3(input_shape=(SIZE, SIZE, 3), include_top=False,
                                              weights=None)
@@ -178,7 +178,7 @@ def run_recipe(data: dict[str, Any], weights: Path, epochs: int) -> dict[str, An
 
 def our_hparams(weights: Path, epochs: int, augment: bool, precision: str,
                 cache_batch_size: int | None = None, images_in_memory_mb: int = 0):
-    """The Trainer's hyperparameters for these runs (the seeds' model and augmentation);
+    """The Trainer's hyperparameters for these runs (the classic recipe's model and augmentation);
     `cache_batch_size` turns the bottleneck cache on with that head batch (0: BATCH)."""
     from trainer.augment import AugmentConfig
     from trainer.devices import DeviceConfig
@@ -262,7 +262,7 @@ def measure(args: argparse.Namespace, weights: Path) -> dict[str, Any]:
     data = prepare_data(args.train_images, args.eval_images)
     images = data["train_images"]
     plan = {
-        "recipe": ("the seeds' recipe (ImageDataGenerator.flow_from_directory), float32",
+        "recipe": ("the classic Keras recipe (ImageDataGenerator.flow_from_directory), float32",
                    lambda: run_recipe(data, weights, args.epochs), "float32"),
         "ours": ("Trainer input path and model, augmentation on, float32",
                  lambda: run_ours(data, our_hparams(weights, args.epochs, True, "float32")),
@@ -457,7 +457,7 @@ def fit_line(rows: list[dict[str, Any]]) -> dict[str, float]:
 # End to end: `imgpipe run` against the recipe as a script.
 
 def child_recipe(data_root: Path, weights: Path, epochs: int) -> None:
-    """The seeds' script: train on DATA/train, validate on DATA/eval each epoch."""
+    """The classic Keras script: train on DATA/train, validate on DATA/eval each epoch."""
     model = recipe_model(weights)
     history = model.fit(recipe_generator(data_root / "train", True, True), epochs=epochs,
                         validation_data=recipe_generator(data_root / "eval", False, False),

@@ -1,3 +1,3 @@
-"""The pipeline's definition (`pipeline.py`, `config.py`) and the rooms around it: running it on
+"""The pipeline's definition (`pipeline.py`, `config.py`) and the parts around it: running it on
 this machine (`local/`), reading runs back (`results/`), Kubeflow and Vertex (`kubeflow/`), and
 the command-line tool (`cli/`)."""

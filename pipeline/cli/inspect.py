@@ -1,4 +1,5 @@
-"""`imgpipe inspect-model`: the seeds' questions answered for one model, as a table or JSON."""
+"""`imgpipe inspect-model`: trainable flags, parameter counts, the cut, Dropout and BatchNorm of one
+model, as a table or JSON."""
 
 from __future__ import annotations
 

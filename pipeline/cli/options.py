@@ -72,7 +72,8 @@ MODEL_OPTIONS = [
     click.option("--pooling", default=None, type=click.Choice(("flatten", "avg")),
                  help="Head pooling [inception_v3: flatten, mobilenet_v2: avg]."),
     click.option("--dense-units", default="1024", show_default=True,
-                 help="Dense layers of the head, e.g. 512,1024 (the seeds' question)."),
+                 help="Units of each dense layer of the head, comma-separated, e.g. 512,1024 for "
+                      "two layers."),
     click.option("--dropout", default=0.2, show_default=True,
                  type=click.FloatRange(0.0, 1.0, max_open=True),
                  help="Dropout rate after the last dense layer."),

@@ -1,0 +1,92 @@
+"""The gate end to end: a good model is pushed; a worse one (trained on shuffled labels) is not,
+and the serving directory stays as it was; an interrupted push leaves nothing visible, the next
+run publishes the next version, and versions beyond --keep-versions are removed."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+MODEL = "gate"
+CLASSES = ("bright", "dark")
+
+pytestmark = pytest.mark.slow
+
+
+def _imgpipe(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([IMGPIPE, *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _write_images(root: Path, per_class: int, seed: int) -> None:
+    """Noise images, dark or bright: a signal even a frozen base with random weights carries,
+    so a good first model needs no pretrained weights (which would cost minutes here)."""
+    rng = np.random.default_rng(seed)
+    for name, (low, high) in zip(CLASSES, ((185, 256), (0, 70)), strict=True):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(low, high, (75, 75, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+
+
+def _run(data: Path, output: Path, *extra: str) -> dict:
+    # The random base's features are about 1e-3 in scale: the head needs RMSprop at 1e-2.
+    _imgpipe("run", "--data", str(data), "--output", str(output), "--weights", "none",
+             "--image-size", "75", "--epochs", "15", "--batch-size", "16", "--no-augment",
+             "--learning-rate", "0.01", "--accuracy-threshold", "0", "--model-name", MODEL,
+             "--no-report", *extra)
+    return json.loads((output / "summary.json").read_text())
+
+
+def _serving_listing(output: Path) -> dict[str, list[str]]:
+    base = output / "serving" / MODEL
+    return {p.name: sorted(q.name for q in p.rglob("*")) for p in sorted(base.iterdir())
+            if p.is_dir()}
+
+
+def _swap_half_of_the_labels(train: Path) -> list[tuple[Path, Path]]:
+    """Moves every other image of each class into the other class folder: labels become noise."""
+    moves = []
+    for name, other in (CLASSES, CLASSES[::-1]):
+        for image in sorted((train / name).iterdir())[::2]:
+            moves.append((image, train / other / f"swapped_{image.name}"))
+    for source, target in moves:
+        source.rename(target)
+    return moves
+
+
+def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_path):
+    data, output = tmp_path / "data", tmp_path / "out"
+    _write_images(data / "train", 30, seed=5)
+    _write_images(data / "eval", 12, seed=6)
+
+    first = _run(data, output)
+    assert first["blessed"] is True and first["eval_accuracy"] >= 0.9, first
+    assert first["pushed_path"] == str(output / "serving" / MODEL / "1")
+    serving_before = _serving_listing(output)
+
+    moves = _swap_half_of_the_labels(data / "train")
+    worse = _run(data, output, "--no-warm-start")
+    assert worse["blessed"] is False
+    assert worse["accuracy_change"] < -0.02, worse
+    assert any("against the last blessed model" in r for r in worse["not_blessed_because"])
+    assert worse["pushed_path"] is None
+    assert _serving_listing(output) == serving_before  # nothing added, nothing removed
+
+    # What a push killed halfway leaves: a hidden staging folder with part of a model in it.
+    for target, source in moves:
+        source.rename(target)
+    staging = output / "serving" / MODEL / ".tmp-2-interrupted"
+    (staging / "variables").mkdir(parents=True)
+    (staging / "variables" / "variables.index").write_bytes(b"partial")
+    again = _run(data, output, "--keep-versions", "1")
+    assert again["blessed"] is True
+    assert again["pushed_path"] == str(output / "serving" / MODEL / "2")
+    assert not staging.exists()
+    assert sorted(_serving_listing(output)) == ["2"]  # version 1 is beyond --keep-versions 1

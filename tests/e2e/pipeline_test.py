@@ -1,0 +1,187 @@
+"""The whole pipeline on LocalDagRunner, through `imgpipe run`, asserted from ML Metadata."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_metadata as mlmd
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx import v1 as tfx
+
+from pipeline.local.sample_data import write_sample_data
+
+IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
+              "ExampleValidator", "DataGate", "Transform",
+              "Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelLoadCheck", "Pusher"}
+MODEL = "shapes"
+
+pytestmark = pytest.mark.slow
+
+
+def _run(data: Path, output: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
+         "--image-size", "75", "--epochs", "1", "--batch-size", "8",
+         "--accuracy-threshold", "0", "--model-name", MODEL],
+        capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _states_by_component(store: mlmd.MetadataStore, run: mlmd.proto.Context) -> dict[str, int]:
+    states = {}
+    for execution in store.get_executions_by_context(run.id):
+        for context in store.get_contexts_by_execution(execution.id):
+            if context.name.startswith(f"{MODEL}."):
+                states[context.name.split(".", 1)[1]] = execution.last_known_state
+    return states
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_sample_data(root / "data", ("circle", "square"), 16, 75, seed=3)
+    result = _run(root / "data", root / "out")
+    return root, result
+
+
+def test_every_component_ran_and_the_model_was_blessed(first_run):
+    root, result = first_run
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(root / "out" / "metadata.sqlite")))
+    runs = store.get_contexts_by_type("pipeline_run")
+    assert len(runs) == 1
+    states = _states_by_component(store, runs[0])
+    assert set(states) == COMPONENTS
+    assert set(states.values()) == {mlmd.proto.Execution.COMPLETE}
+    blessings = [a for a in store.get_artifacts_by_type("ModelBlessing")]
+    assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["blessed"] is True
+    assert summary["not_blessed_because"] == []
+    assert summary["load_check_failure"] is None
+    assert sum(summary["examples_per_split"].values()) == 32
+    by_class = summary["examples_per_split_and_class"]
+    assert sum(by_class["train"].values()) + sum(by_class["eval"].values()) == 32
+    assert by_class["train"]["circle"] + by_class["eval"].get("circle", 0) == 16
+    assert {"accuracy", "auc", "precision", "recall", "example_count"} <= set(
+        summary["eval_metrics"])
+    assert summary["eval_example_count"] == summary["examples_per_split"]["eval"]
+    assert set(summary["per_class_accuracy"]) <= {"circle", "square"}
+    assert "blessed: yes" in result.stdout
+
+
+def test_pushed_version_serves_one_probability_per_jpeg(first_run):
+    root, _ = first_run
+    versions = [p for p in (root / "out" / "serving" / MODEL).iterdir() if p.name.isdigit()]
+    assert [v.name for v in versions] == ["1"]
+    assert (versions[0] / "saved_model.pb").is_file()
+    warmup = versions[0] / "assets.extra" / "tf_serving_warmup_requests"
+    records = list(tf.data.TFRecordDataset(str(warmup)))
+    assert 1 <= len(records) <= 8
+    loaded = tf.saved_model.load(str(versions[0]))
+    serve = loaded.signatures["serving_default"]
+    jpegs = sorted((root / "data").rglob("*.jpg"))[:5]
+    outputs = serve(image_bytes=tf.constant([p.read_bytes() for p in jpegs]))
+    probabilities = outputs["probabilities"].numpy()
+    assert probabilities.shape == (5, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(outputs["classes"].numpy().tolist()) <= {b"circle", b"square"}
+
+
+def test_evaluator_signature_takes_the_examples_examplegen_wrote(first_run):
+    root, _ = first_run
+    version = next(p for p in (root / "out" / "serving" / MODEL).iterdir() if p.name.isdigit())
+    serve = tf.saved_model.load(str(version)).signatures["from_examples"]
+    files = sorted((root / "out" / "pipeline" / "ImageExampleGen").rglob("*.gz"))
+    records = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP").take(3)]
+    assert serve(examples=tf.constant(records))["probability"].shape == (3, 1)
+
+
+def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(first_run):
+    root, _ = first_run
+    _run(root / "data", root / "out")
+    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(root / "out" / "metadata.sqlite")))
+    latest = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+    states = _states_by_component(store, latest)
+    for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
+        assert states[name] == mlmd.proto.Execution.CACHED, name
+    # The Trainer's inputs now include the blessed model, so it trains again, from that model.
+    assert states["Trainer"] == mlmd.proto.Execution.COMPLETE
+    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    record = json.loads((runs[-1] / "history.json").read_text())
+    first_model = sorted((root / "out" / "pipeline" / "Trainer" / "model").iterdir(),
+                         key=lambda p: int(p.name))[0]
+    assert record["warm_start_from"].startswith(str(first_model))
+    assert sorted(record["warm_started_weights"]) == [
+        "dense_0/bias:0", "dense_0/kernel:0", "probability/bias:0", "probability/kernel:0"]
+
+
+@pytest.fixture(scope="module")
+def latest_report(first_run):
+    """The report's data and page for the latest run (the re-run's, once that test ran)."""
+    from pipeline.results.report.collect import collect
+    from pipeline.results.report.render import render_html
+
+    root, _ = first_run
+    data = collect(root / "out", MODEL, max_eval_images=8, augment_images=2,
+                   augment_variants=2, gradcam_per_class=1)
+    return data, render_html(data)
+
+
+def test_the_run_report_has_every_section_from_the_latest_run(first_run, latest_report):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from pipeline.results.report import SECTION_TITLES
+
+    root, _ = first_run
+    _, page = latest_report
+    assert re.findall(r"<h2>([^<]*)</h2>", page) == list(SECTION_TITLES)
+    assert "Not available" not in page, re.findall(r"Not available: [^<]*", page)
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert f"run {summary['run_id']}" in page
+    for split, by_class in summary["examples_per_split_and_class"].items():
+        row = "".join(f"<td>{n}</td>" for _, n in sorted(by_class.items()))
+        assert f"<td>{split}</td>{row}" in page
+    assert "No file was quarantined." in page
+    assert f"Pushed: {summary['pushed_path']}" in page
+    sources = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', page)
+    assert len(sources) >= 7  # a misclassified grid only when the model errs
+    for source in sources:
+        Image.open(io.BytesIO(base64.b64decode(source, validate=True))).load()
+
+
+def test_the_report_predicts_a_balanced_eval_sample_and_reads_the_trainers_history(
+        first_run, latest_report):
+    root, _ = first_run
+    data, _ = latest_report
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    eval_by_class = summary["examples_per_split_and_class"]["eval"]
+    predictions = data.predictions
+    assert predictions.class_names == ("circle", "square")
+    expected = {name: min(4, eval_by_class.get(name, 0)) for name in ("circle", "square")}
+    assert {name: int((predictions.labels == i).sum()) for i, name in
+            enumerate(predictions.class_names)} == expected
+    assert predictions.confusion.sum() == sum(expected.values())
+    assert predictions.images.shape[1:] == (75, 75, 3)
+    # The served model's answers are its own: the pushed version gives the same classes.
+    version = tf.saved_model.load(summary["pushed_path"]).signatures["serving_default"]
+    files = [root / "data" / name for name in predictions.filenames]
+    served = version(image_bytes=tf.constant([f.read_bytes() for f in files]))["classes"]
+    assert [c.decode() for c in served.numpy()] == [
+        predictions.class_names[i] for i in predictions.predicted]
+    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    assert data.history == json.loads((runs[-1] / "history.json").read_text())["history"]
+    assert len(data.augmentation) == 2 and len(data.augmentation[0]) == 3
+    assert len(data.gradcam) == 2 * sum(1 for n in expected.values() if n)
