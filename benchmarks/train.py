@@ -9,8 +9,9 @@ and machine, in one process and one run:
   weights below, every layer frozen) cut at `mixed7`, Flatten, Dense(1024, relu), Dropout(0.2),
   Dense(1, sigmoid), RMSprop(1e-4), fed by `ImageDataGenerator(rotation_range=40,
   width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2, zoom_range=0.2,
-  horizontal_flip=True).flow_from_directory`. Its `rescale=1./255` is replaced by the base's own scaling
-  (`x / 127.5 - 1`, a `preprocessing_function`, the same cost): the base was trained on that.
+  horizontal_flip=True).flow_from_directory`. Its `rescale=1./255` is replaced by the base's own
+  scaling (`x / 127.5 - 1`, a `preprocessing_function`, the same cost): the base was trained on
+  that.
 - ours: the Trainer's path, `trainer.data.make_dataset` on gzipped TFRecords of Transform's output
   (`preprocessing_fn` run on the same files: resized PNG bytes and labels) and
   `trainer.model.build_model` with the same augmentation in the graph, float32.
