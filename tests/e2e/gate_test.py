@@ -2,26 +2,18 @@
 and the serving directory stays as it was; an interrupted push leaves nothing visible, the next
 run publishes the next version, and versions beyond --keep-versions are removed."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+from trainer.augment import AugmentConfig
+
 MODEL = "gate"
 CLASSES = ("bright", "dark")
 
 pytestmark = pytest.mark.slow
-
-
-def _imgpipe(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([IMGPIPE, *args], capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 def _write_images(root: Path, per_class: int, seed: int) -> None:
@@ -35,13 +27,16 @@ def _write_images(root: Path, per_class: int, seed: int) -> None:
             Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
 
 
-def _run(data: Path, output: Path, *extra: str) -> dict:
-    # The random base's features are about 1e-3 in scale: the head needs RMSprop at 1e-2.
-    _imgpipe("run", "--data", str(data), "--output", str(output), "--weights", "none",
-             "--image-size", "75", "--epochs", "15", "--batch-size", "16", "--no-augment",
-             "--learning-rate", "0.01", "--accuracy-threshold", "0", "--model-name", MODEL,
-             "--no-report", *extra)
-    return json.loads((output / "summary.json").read_text())
+@pytest.fixture
+def run(run_pipeline):
+    def run(data: Path, output: Path, keep_versions: int = 5, warm_start: bool = True) -> dict:
+        # The random base's features are small in scale: the head needs RMSprop at 1e-2.
+        summary, _ = run_pipeline(data, output, MODEL, {"keep_versions": keep_versions},
+                                  epochs=15, batch_size=16, learning_rate=0.01,
+                                  augment=AugmentConfig.off(), warm_start=warm_start)
+        return summary.to_json()
+
+    return run
 
 
 def _serving_listing(output: Path) -> dict[str, list[str]]:
@@ -61,18 +56,18 @@ def _swap_half_of_the_labels(train: Path) -> list[tuple[Path, Path]]:
     return moves
 
 
-def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_path):
+def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_path, run):
     data, output = tmp_path / "data", tmp_path / "out"
     _write_images(data / "train", 30, seed=5)
     _write_images(data / "eval", 12, seed=6)
 
-    first = _run(data, output)
+    first = run(data, output)
     assert first["blessed"] is True and first["eval_accuracy"] >= 0.9, first
     assert first["pushed_path"] == str(output / "serving" / MODEL / "1")
     serving_before = _serving_listing(output)
 
     moves = _swap_half_of_the_labels(data / "train")
-    worse = _run(data, output, "--no-warm-start")
+    worse = run(data, output, warm_start=False)
     assert worse["blessed"] is False
     assert worse["accuracy_change"] < -0.02, worse
     assert any("against the last blessed model" in r for r in worse["not_blessed_because"])
@@ -85,7 +80,7 @@ def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_p
     staging = output / "serving" / MODEL / ".tmp-2-interrupted"
     (staging / "variables").mkdir(parents=True)
     (staging / "variables" / "variables.index").write_bytes(b"partial")
-    again = _run(data, output, "--keep-versions", "1")
+    again = run(data, output, keep_versions=1)
     assert again["blessed"] is True
     assert again["pushed_path"] == str(output / "serving" / MODEL / "2")
     assert not staging.exists()

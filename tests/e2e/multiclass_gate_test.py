@@ -1,34 +1,21 @@
 """Three classes through the pipeline (softmax head, sparse accuracy), and a gate that holds."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from pipeline.local.sample_data import write_sample_data
 
-IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 MODEL = "three"
 
 pytestmark = pytest.mark.slow
 
 
-def _run(data: Path, output: Path, threshold: str) -> dict:
-    result = subprocess.run(
-        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
-         "--image-size", "75", "--epochs", "1", "--batch-size", "8",
-         "--accuracy-threshold", threshold, "--model-name", MODEL, "--no-report"],
-        capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads((output / "summary.json").read_text())
-
-
 def test_three_classes_are_evaluated_per_class_and_an_unreachable_threshold_pushes_nothing(
-        tmp_path):
+        tmp_path, run_pipeline):
+    def _run(data, output, threshold: float) -> dict:
+        return run_pipeline(data, output, MODEL, {"accuracy_threshold": threshold})[0].to_json()
+
     write_sample_data(tmp_path / "data", ("circle", "cross", "square"), 14, 75, seed=4)
-    first = _run(tmp_path / "data", tmp_path / "out", "0")
+    first = _run(tmp_path / "data", tmp_path / "out", 0.0)
     assert first["blessed"] is True
     assert first["eval_example_count"] == first["examples_per_split"]["eval"]
     assert set(first["per_class_accuracy"]) <= {"circle", "cross", "square"}
@@ -36,7 +23,7 @@ def test_three_classes_are_evaluated_per_class_and_an_unreachable_threshold_push
     versions = sorted((tmp_path / "out" / "serving" / MODEL).iterdir())
     assert [p.name for p in versions if p.name.isdigit()] == ["1"]
 
-    second = _run(tmp_path / "data", tmp_path / "out", "1.0")
+    second = _run(tmp_path / "data", tmp_path / "out", 1.0)
     assert second["eval_accuracy"] < 1.0
     assert second["blessed"] is False
     assert any(reason.startswith("accuracy ") and reason.endswith("< threshold 1.000")

@@ -1,17 +1,17 @@
-"""The whole pipeline on LocalDagRunner, through `imgpipe run`, asserted from ML Metadata."""
+"""The whole pipeline on LocalDagRunner: the `imgpipe run` smoke test, then a re-run of the same
+pipeline, asserted from ML Metadata through the public reader."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import ml_metadata as mlmd
 import numpy as np
 import pytest
 import tensorflow as tf
-from tfx import v1 as tfx
 
 from pipeline.local.sample_data import write_sample_data
+from pipeline.results.metadata import read_runs
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
@@ -32,15 +32,6 @@ def _run(data: Path, output: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def _states_by_component(store: mlmd.MetadataStore, run: mlmd.proto.Context) -> dict[str, int]:
-    states = {}
-    for execution in store.get_executions_by_context(run.id):
-        for context in store.get_contexts_by_execution(execution.id):
-            if context.name.startswith(f"{MODEL}."):
-                states[context.name.split(".", 1)[1]] = execution.last_known_state
-    return states
-
-
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
@@ -51,15 +42,13 @@ def first_run(tmp_path_factory):
 
 def test_every_component_ran_and_the_model_was_blessed(first_run):
     root, result = first_run
-    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        str(root / "out" / "metadata.sqlite")))
-    runs = store.get_contexts_by_type("pipeline_run")
+    runs = read_runs(root / "out" / "metadata.sqlite", MODEL)
     assert len(runs) == 1
-    states = _states_by_component(store, runs[0])
-    assert set(states) == COMPONENTS
-    assert set(states.values()) == {mlmd.proto.Execution.COMPLETE}
-    blessings = [a for a in store.get_artifacts_by_type("ModelBlessing")]
+    assert set(runs[0].states) == COMPONENTS
+    assert set(runs[0].states.values()) == {"complete"}
+    blessings = runs[0].artifacts("Evaluator", "blessing")
     assert [b.custom_properties["blessed"].int_value for b in blessings] == [1]
+    assert len(runs[0].artifacts("Pusher", "pushed_model")) == 1
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["blessed"] is True
     assert summary["not_blessed_because"] == []
@@ -102,17 +91,19 @@ def test_evaluator_signature_takes_the_examples_examplegen_wrote(first_run):
     assert serve(examples=tf.constant(records))["probability"].shape == (3, 1)
 
 
-def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(first_run):
+def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(first_run,
+                                                                               run_pipeline):
     root, _ = first_run
-    _run(root / "data", root / "out")
-    store = mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        str(root / "out" / "metadata.sqlite")))
-    latest = max(store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
-    states = _states_by_component(store, latest)
+    # The same pipeline as the smoke test's (its upstream steps' inputs and settings), built by
+    # the CLI's own PipelineConfig builder and run in this process.
+    run_pipeline(root / "data", root / "out", MODEL)
+    runs = read_runs(root / "out" / "metadata.sqlite", MODEL)
+    assert len(runs) == 2
+    states = runs[-1].states
     for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
-        assert states[name] == mlmd.proto.Execution.CACHED, name
+        assert states[name] == "cached", name
     # The Trainer's inputs now include the blessed model, so it trains again, from that model.
-    assert states["Trainer"] == mlmd.proto.Execution.COMPLETE
+    assert states["Trainer"] == "complete"
     runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
                   key=lambda p: int(p.name))
     record = json.loads((runs[-1] / "history.json").read_text())

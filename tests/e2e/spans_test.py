@@ -3,40 +3,35 @@ bad files are quarantined and counted, and a class-balance drift stops the push.
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.local.sample_data import write_sample_data
 
-IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 MODEL = "spans"
 
 pytestmark = pytest.mark.slow
 
 
-def _run(data: Path, output: Path, *extra: str) -> dict:
-    result = subprocess.run(
-        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
-         "--image-size", "75", "--epochs", "1", "--batch-size", "8",
-         "--accuracy-threshold", "0", "--model-name", MODEL, "--no-report", *extra],
-        capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads((output / "summary.json").read_text())
-    summary["stdout"] = result.stdout
-    return summary
+@pytest.fixture
+def run(run_pipeline):
+    def run(data: Path, output: Path) -> dict:
+        summary, record = run_pipeline(data, output, MODEL)
+        assert set(record.states.values()) <= {"complete", "cached"}, record.states
+        return {**summary.to_json(), "lines": "\n".join(summary.lines())}
+
+    return run
 
 
 def _versions(output: Path) -> list[str]:
     return sorted(p.name for p in (output / "serving" / MODEL).iterdir() if p.name.isdigit())
 
 
-def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
+def test_a_drifted_span_is_reported_and_not_pushed(tmp_path, run):
     data, output = tmp_path / "data", tmp_path / "out"
     write_sample_data(data / "span-1", ("circle", "square"), 12, 75, seed=1)
-    first = _run(data, output)
+    first = run(data, output)
     assert first["ingestion"]["folders_read"] == [str(data / "span-1")]
     assert first["ingestion"]["quarantined"] == 0
     assert first["data_problems"] == [] and first["data_compared_with"] == ""
@@ -50,7 +45,7 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
     good = next((data / "span-2" / "circle").glob("*.jpg"))
     (data / "span-2" / "circle" / "broken.jpg").write_bytes(
         good.read_bytes()[:good.stat().st_size // 2])
-    second = _run(data, output)
+    second = run(data, output)
     assert second["ingestion"]["folders_read"] == [str(data / "span-2")]
     assert second["ingestion"]["files_found"] == 24
     assert (second["ingestion"]["ingested"], second["ingestion"]["quarantined"]) == (23, 1)
@@ -63,8 +58,8 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
         "circle went from 50% to 87% of the images"]
     assert second["pushed_path"] is None
     assert second["not_pushed_because"].startswith("the data has 1 problem(s)")
-    assert "data checks: 1 problem(s):" in second["stdout"]
-    assert "quarantined (truncated 1" in second["stdout"]
+    assert "data checks: 1 problem(s):" in second["lines"]
+    assert "quarantined (truncated 1" in second["lines"]
     assert _versions(output) == ["1"]  # the serving directory is unchanged
     # Retraining semantics: span 2's Trainer started from the blessed model of span 1, and the
     # Evaluator compared against it.
@@ -75,11 +70,4 @@ def test_a_drifted_span_is_reported_and_not_pushed(tmp_path):
                          key=lambda p: int(p.name))[0]
     assert history["warm_start_from"].startswith(str(first_model))
     assert second["accuracy_change"] is not None
-
-    # No span after 2: a scheduled run has nothing to do.
-    skipped = subprocess.run(
-        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
-         "--model-name", MODEL, "--if-new-data"], capture_output=True, text=True, timeout=300)
-    assert skipped.returncode == 0, skipped.stderr
-    assert skipped.stdout.startswith("skipped: "), skipped.stdout
     shutil.rmtree(tmp_path)

@@ -165,6 +165,20 @@ def test_run_if_new_data_skips_in_one_line_when_nothing_changed(tmp_path):
     assert not (out / "pipeline").exists()
 
 
+def test_run_if_new_data_skips_when_no_span_arrived_since_the_last_run(tmp_path):
+    data, out = tmp_path / "spans", tmp_path / "out"
+    for span in (1, 2):
+        _images(data / f"span-{span}")
+    out.mkdir()
+    record_run(out, data_state(data))
+    result = CliRunner().invoke(cli, ["run", "--data", str(data), "--output", str(out),
+                                      "--weights", "none", "--if-new-data"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert result.output.strip() == ("skipped: no new span since the last run (latest span 2, "
+                                     "already read) (--if-new-data)")
+    assert not (out / "pipeline").exists()
+
+
 def test_schedule_checks_run_flags_first_and_runs_imgpipe_run_with_them(tmp_path, monkeypatch):
     commands = []
     monkeypatch.setattr(schedule_module.subprocess, "run", lambda command, check: (
