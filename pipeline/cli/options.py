@@ -49,7 +49,6 @@ def check_cron(cron: str, fields: int, time_zone: bool = False) -> str:
     return prefix + body
 
 
-
 def _dense_units(value: str) -> tuple[int, ...]:
     try:
         units = tuple(int(part) for part in value.split(","))

@@ -1,8 +1,9 @@
 """Checks `imgpipe run` makes before anything runs, beyond the layout scan of `dataset.py`.
 
 Each one turns a failure that would otherwise surface deep inside a component (or as a Python
-traceback) into one line: data files or folders this user cannot read, and an ML Metadata
-database that is not one. They import nothing heavy, so a refusal answers in a second.
+traceback) into one line: data this user cannot read, an ML Metadata database that is not one,
+data and output folders inside each other, weights the Trainer could not load, and a Docker
+engine that does not answer. A refusal answers before TFX loads, except the weights check.
 """
 
 from __future__ import annotations
