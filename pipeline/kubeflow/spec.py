@@ -1,7 +1,8 @@
 """The compiled pipeline spec: Trainer resources, Kubeflow's adaptations, and the checks.
 
-KubeflowV2DagRunner writes IR that Vertex AI Pipelines runs as is. The open-source Kubeflow
-Pipelines backend runs the same IR with two gaps (backend/src/v2/compiler/argocompiler/dag.go,
+KubeflowV2DagRunner writes IR that Vertex AI Pipelines runs as is (schema 2.0.0). The open-source
+Kubeflow Pipelines backend takes schema 2.1.0 only, which TFX writes when asked
+(`use_pipeline_spec_2_1`), and runs it with two gaps (backend/src/v2/compiler/argocompiler/dag.go,
 driver): it has no resolver executors ("resolver executors not implemented") and it never runs a
 container's `lifecycle.preCacheCheck`, which is where TFX's ExampleGen driver picks the span and
 fingerprints the input files. `adapt_for_kubeflow` removes what Kubeflow cannot run; `check_spec`
@@ -36,6 +37,13 @@ _MEMORY_GB = {"G": 1.0, "GB": 1.0, "Gi": 2**30 / 1e9, "M": 1e-3, "MB": 1e-3, "Mi
               "T": 1e3, "TB": 1e3, "Ti": 2**40 / 1e9}
 
 ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+
+# What TFX 1.16's KubeflowV2DagRunner writes for each target: Kubeflow's API server takes schema
+# 2.1.0 only; Vertex AI runs TFX's default, 2.0.0.
+SCHEMA_VERSIONS = {"kubeflow": "2.1.0", "vertex": "2.0.0"}
+SCHEMA_2_1 = "2.1.0"
+TFX_ENTRYPOINT_MODULE = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 
 
 def normalize_gpu_type(value: str) -> str:
@@ -103,7 +111,8 @@ def adapt_for_kubeflow(spec: dict[str, Any], pipeline_root: str) -> list[str]:
 
     - Resolver tasks are removed, with the inputs they fed (the Trainer's warm start, the
       Evaluator's baseline): both inputs are optional, so the run trains from scratch and the
-      gate is the accuracy threshold alone.
+      gate is the accuracy threshold alone. The copy of the inputs TFX passes its container
+      (`--json_serialized_inputs_spec_args`) says so too.
     - The ExampleGen task is never cached: without TFX's driver its cache key never sees new
       files, so a recurring run would reuse the first run's examples forever.
     - `defaultPipelineRoot` is set: the YAML has no PipelineJob around it to carry the root.
@@ -121,8 +130,9 @@ def adapt_for_kubeflow(spec: dict[str, Any], pipeline_root: str) -> list[str]:
         for key in [k for k, a in artifacts.items()
                     if a.get("taskOutputArtifact", {}).get("producerTask") in resolvers]:
             del artifacts[key]
-            inputs = spec["components"][task["componentRef"]["name"]]["inputDefinitions"]
-            inputs["artifacts"][key]["isOptional"] = True
+            component = spec["components"][task["componentRef"]["name"]]
+            component["inputDefinitions"]["artifacts"][key]["isOptional"] = True
+            _copy_inputs_spec_into_args(component, executors)
             changes.append(f"{name} without '{key}' (Kubeflow has no resolver executors)")
         if "dependentTasks" in task:
             task["dependentTasks"] = [t for t in task["dependentTasks"] if t not in resolvers]
@@ -131,6 +141,16 @@ def adapt_for_kubeflow(spec: dict[str, Any], pipeline_root: str) -> list[str]:
         changes.append(f"{EXAMPLE_GEN_TASK} never cached (Kubeflow does not run TFX's driver)")
     spec["defaultPipelineRoot"] = pipeline_root
     return changes
+
+
+def _copy_inputs_spec_into_args(component: dict[str, Any], executors: dict[str, Any]) -> None:
+    """TFX's 2.1.0 containers carry their inputDefinitions as an argument: keep it the same."""
+    container = executors.get(component["executorLabel"], {}).get("container", {})
+    inputs = json.dumps(component["inputDefinitions"], indent=2, sort_keys=True)
+    for args in (container.get("args", []),
+                 container.get("lifecycle", {}).get("preCacheCheck", {}).get("args", [])):
+        if INPUTS_SPEC_FLAG in args[:-1]:
+            args[args.index(INPUTS_SPEC_FLAG) + 1] = inputs
 
 
 def _executor_label(spec: dict[str, Any], task: dict[str, Any]) -> str:

@@ -17,14 +17,19 @@ from pipeline.cli import cli
 from pipeline.errors import UserError
 
 API = "/apis/v2beta1"
+# A package in the form Kubeflow's backend takes: schema 2.1.0, TFX's 2.1.0 container arguments.
 SPEC = {
     "pipelineInfo": {"name": "image-classifier"},
-    "schemaVersion": "2.0.0",
+    "schemaVersion": "2.1.0",
     "sdkVersion": "tfx-1.16.0",
     "defaultPipelineRoot": "gs://bucket/root",
     "components": {"Trainer": {"executorLabel": "Trainer_executor"}},
     "deploymentSpec": {"executors": {"Trainer_executor": {"container": {
-        "image": "registry.example/imgpipe:1", "args": ["--executor_class_path", "x.Y"]}}}},
+        "image": "registry.example/imgpipe:1",
+        "command": ["python", "-m", "tfx.orchestration.kubeflow.v2.container."
+                    "kubeflow_v2_run_executor"],
+        "args": ["--executor_class_path", "x.Y", "--json_serialized_invocation_args", "{{$}}",
+                 "--json_serialized_inputs_spec_args", "{}"]}}}},
     "root": {"dag": {"tasks": {"Trainer": {"componentRef": {"name": "Trainer"},
                                            "taskInfo": {"name": "Trainer"}}}}},
 }

@@ -1,6 +1,7 @@
 """The spec checks and Kubeflow's adaptations on small hand-made specs (no TFX, no compile)."""
 
 import copy
+import json
 
 import pytest
 from google.protobuf import json_format
@@ -11,28 +12,52 @@ from pipeline.kubeflow import spec as kubeflow_spec
 IMAGE = "registry.example/imgpipe:1"
 
 
-def _spec(image: str = IMAGE, resolver_filter: str | None = None) -> dict:
-    """ExampleGen -> Trainer, with an optional resolver feeding the Trainer's base_model."""
+TFX_COMMAND = ["python", "-m", kubeflow_spec.TFX_ENTRYPOINT_MODULE]
+
+
+def _container(image: str, inputs: dict, schema: str) -> dict:
+    """A TFX executor's container as KubeflowV2DagRunner writes it in `schema`."""
+    args = ["--executor_class_path", "x.Executor", "--json_serialized_invocation_args", "{{$}}"]
+    if schema == "2.1.0":
+        args += ["--json_serialized_inputs_spec_args", json.dumps(inputs, indent=2,
+                                                                  sort_keys=True)]
+    return {"container": {"image": image, "command": TFX_COMMAND, "args": args}}
+
+
+def _spec(image: str = IMAGE, resolver_filter: str | None = None, schema: str = "2.1.0") -> dict:
+    """ExampleGen -> Trainer in TFX's `schema` form, with an optional resolver feeding the
+    Trainer's base_model. 2.1.0 is what Kubeflow takes, 2.0.0 TFX's default, which Vertex runs.
+    """
+    legacy = schema == "2.0.0"
+    trainer_inputs = {
+        "artifacts": {
+            "examples": {"artifactType": {"instanceSchema": "title: tfx.Examples\n"}},
+            "base_model": {"artifactType": {"instanceSchema": "title: tfx.Model\n"}}},
+        "parameters": {"custom_config": {"type": "STRING"} if legacy
+                       else {"parameterType": "STRING"}}}
     spec = {
         "pipelineInfo": {"name": "image-classifier"},
-        "schemaVersion": "2.0.0",
+        "schemaVersion": schema,
         "components": {
             "ImageExampleGen": {"executorLabel": "ImageExampleGen_executor"},
-            "Trainer": {"executorLabel": "Trainer_executor", "inputDefinitions": {"artifacts": {
-                "examples": {"artifactType": {"instanceSchema": "title: tfx.Examples\n"}},
-                "base_model": {"artifactType": {"instanceSchema": "title: tfx.Model\n"}}}}},
+            "Trainer": {"executorLabel": "Trainer_executor", "inputDefinitions": trainer_inputs},
         },
         "deploymentSpec": {"executors": {
-            "ImageExampleGen_executor": {"container": {"image": image, "args": ["--a"]}},
-            "Trainer_executor": {"container": {"image": image, "args": ["--b"]}},
+            "ImageExampleGen_executor": _container(image, {}, schema),
+            "Trainer_executor": _container(image, trainer_inputs, schema),
         }},
         "root": {"dag": {"tasks": {
             "ImageExampleGen": {"componentRef": {"name": "ImageExampleGen"},
                                 "taskInfo": {"name": "ImageExampleGen"}},
             "Trainer": {"componentRef": {"name": "Trainer"}, "taskInfo": {"name": "Trainer"},
                         "dependentTasks": ["ImageExampleGen"],
-                        "inputs": {"artifacts": {"examples": {"taskOutputArtifact": {
-                            "producerTask": "ImageExampleGen", "outputArtifactKey": "examples"}}}}},
+                        "inputs": {
+                            "artifacts": {"examples": {"taskOutputArtifact": {
+                                "producerTask": "ImageExampleGen",
+                                "outputArtifactKey": "examples"}}},
+                            "parameters": {"custom_config": {"runtimeValue": (
+                                {"constantValue": {"stringValue": "{}"}} if legacy
+                                else {"constant": "{}"})}}}},
         }}},
     }
     if resolver_filter is not None:
@@ -48,6 +73,11 @@ def _spec(image: str = IMAGE, resolver_filter: str | None = None) -> dict:
     return spec
 
 
+def _inputs_spec_arg(spec: dict, executor: str) -> dict:
+    args = spec["deploymentSpec"]["executors"][executor]["container"]["args"]
+    return json.loads(args[args.index("--json_serialized_inputs_spec_args") + 1])
+
+
 BLESSED = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
 
 
@@ -57,6 +87,7 @@ def _problems(spec: dict, target: str, **kwargs) -> list[str]:
 
 def test_a_good_spec_has_no_problems_and_vertex_accepts_tfx_resolver_queries():
     assert _problems(_spec(), "kubeflow", image=IMAGE) == []
+    assert _problems(_spec(resolver_filter=BLESSED, schema="2.0.0"), "vertex", image=IMAGE) == []
     assert _problems(_spec(resolver_filter=BLESSED), "vertex", image=IMAGE) == []
 
 
@@ -98,6 +129,11 @@ def test_adapt_for_kubeflow_drops_resolvers_and_their_inputs_and_uncaches_exampl
     assert tasks["Trainer"]["dependentTasks"] == ["ImageExampleGen"]
     trainer_inputs = spec["components"]["Trainer"]["inputDefinitions"]["artifacts"]
     assert trainer_inputs["base_model"]["isOptional"] is True
+    # TFX's 2.1.0 container carries its own copy of the inputs: kept the same.
+    assert _inputs_spec_arg(spec, "Trainer_executor") == spec["components"]["Trainer"][
+        "inputDefinitions"]
+    assert _inputs_spec_arg(original, "Trainer_executor") != _inputs_spec_arg(spec,
+                                                                              "Trainer_executor")
     assert tasks["ImageExampleGen"]["cachingOptions"] == {"enableCache": False}
     assert spec["defaultPipelineRoot"] == "gs://bucket/root"
     assert any("Trainer without 'base_model'" in change for change in changes)
