@@ -70,7 +70,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
 
     Kubeflow gets PipelineSpec schema 2.1.0 (`runtimeValue.constant` parameters, TFX's
     `--json_serialized_inputs_spec_args`), the only one its API server takes; Vertex AI gets
-    TFX's default 2.0.0.
+    TFX's default 2.0.0. A package breaking its backend's `kubeflow_spec.RULES` is not written.
     """
     suffixes = PACKAGE_SUFFIXES[remote.target]
     if output.suffix.lower() not in suffixes:
@@ -106,7 +106,9 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
     partial.write_text(text, encoding="utf-8")
     try:
         spec_proto = kubeflow_spec.read_package(partial, remote.target)
-        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources)
+        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources,
+                                 remedy="nothing was written; please report this with the "
+                                        "command you ran")
         problems = artifact_type_problems(spec_proto)
         if problems:
             raise UserError(f"{output} is not a valid {remote.target} pipeline: {problems[0]}")

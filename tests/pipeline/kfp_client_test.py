@@ -164,4 +164,14 @@ def test_packages_kubeflow_cannot_run_are_refused_before_sending_anything(kfp_ho
     result = CliRunner().invoke(cli, ["kfp", "submit", "--host", kfp_host, "--package",
                                       str(package)])
     assert "task r is a resolver, which Kubeflow Pipelines does not run" in str(result.exception)
+    schema_2_0 = tmp_path / "schema-2.0.yaml"
+    schema_2_0.write_text(yaml.safe_dump({**SPEC, "schemaVersion": "2.0.0"}))
+    for command, *more in (["submit"], ["schedule", "--cron", "0 0 3 * * *"]):
+        result = CliRunner().invoke(cli, ["kfp", command, "--host", kfp_host, "--package",
+                                          str(schema_2_0), *more])
+        assert isinstance(result.exception, UserError), result.output
+        assert str(result.exception) == (
+            f"{schema_2_0} is not a valid kubeflow pipeline: schemaVersion is 2.0.0; Kubeflow "
+            "Pipelines' API server accepts 2.1.0 only (kubeflow/pipelines backend/src/apiserver/"
+            "template/v2_template.go); recompile it with 'imgpipe compile --target kubeflow'")
     assert FakeKfp.requests == []

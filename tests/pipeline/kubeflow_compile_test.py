@@ -225,6 +225,23 @@ def test_kubeflow_containers_give_tfx_what_its_2_1_entrypoint_reads(kubeflow_pac
         "components"]["ImageExampleGen"]["inputDefinitions"]
 
 
+def test_a_package_kubeflow_would_refuse_is_not_written(tmp_path, monkeypatch):
+    monkeypatch.setitem(kubeflow_spec.SCHEMA_VERSIONS, "kubeflow", "2.0.0")  # TFX's default
+    out = tmp_path / "pipeline.yaml"
+    result = _compile("--target", "kubeflow", "--pipeline-root", "gs://b/root", "--output",
+                      str(out), "--data", "gs://b/images", "--classes", "a,b", "--layout",
+                      "classes", "--weights", "none")
+    assert isinstance(result.exception, UserError), result.output
+    message = str(result.exception)
+    assert message.startswith(
+        f"{out} is not a valid kubeflow pipeline: schemaVersion is 2.0.0; Kubeflow Pipelines' "
+        "API server accepts 2.1.0 only (kubeflow/pipelines backend/src/apiserver/template/"
+        "v2_template.go) (and ")  # the constantValue parameters
+    assert message.endswith("; nothing was written; please report this with the command you ran")
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # neither the package nor its partial file
+
+
 @pytest.mark.parametrize("args,expected", [
     (["--target", "kubeflow", "--classes", "a,b", "--layout", "spans"],
      "--target kubeflow cannot read span-<N> folders"),
