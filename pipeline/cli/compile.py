@@ -79,7 +79,8 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
 
 @click.command("compile")
 @click.option("--target", required=True, type=click.Choice(["kubeflow", "vertex"]),
-              help="kubeflow: a YAML PipelineSpec; vertex: a JSON PipelineJob.")
+              help="kubeflow: a YAML PipelineSpec, schema 2.1.0; vertex: a JSON PipelineJob, "
+                   "schema 2.0.0.")
 @click.option("--image", required=True,
               help="The container image every component runs (built from the Dockerfile).")
 @click.option("--pipeline-root", required=True,

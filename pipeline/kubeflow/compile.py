@@ -66,7 +66,12 @@ class CompiledPackage:
 
 def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
                     ) -> CompiledPackage:
-    """Compiles, writes `output` in the target's format, then reads it back and checks it."""
+    """Compiles, writes `output` in the target's format, then reads it back and checks it.
+
+    Kubeflow gets PipelineSpec schema 2.1.0 (`runtimeValue.constant` parameters, TFX's
+    `--json_serialized_inputs_spec_args`), the only one its API server takes; Vertex AI gets
+    TFX's default 2.0.0. A package breaking its backend's `kubeflow_spec.RULES` is not written.
+    """
     suffixes = PACKAGE_SUFFIXES[remote.target]
     if output.suffix.lower() not in suffixes:
         raise UserError(f"--output {output}: a {remote.target} package is written as "
@@ -78,7 +83,9 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
         trainer.with_platform_config(resources)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=remote.image))
+            default_image=remote.image,
+            use_pipeline_spec_2_1=(
+                kubeflow_spec.SCHEMA_VERSIONS[remote.target] == kubeflow_spec.SCHEMA_2_1)))
     try:
         job = runner.run(pipeline, write_out=False)  # the PipelineJob as a dict, written below
     except (ValueError, TypeError, NotImplementedError) as error:  # TFX's refusals
@@ -99,7 +106,9 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
     partial.write_text(text, encoding="utf-8")
     try:
         spec_proto = kubeflow_spec.read_package(partial, remote.target)
-        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources)
+        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources,
+                                 remedy="nothing was written; please report this with the "
+                                        "command you ran")
         problems = artifact_type_problems(spec_proto)
         if problems:
             raise UserError(f"{output} is not a valid {remote.target} pipeline: {problems[0]}")

@@ -17,14 +17,19 @@ from pipeline.cli import cli
 from pipeline.errors import UserError
 
 API = "/apis/v2beta1"
+# A package in the form Kubeflow's backend takes: schema 2.1.0, TFX's 2.1.0 container arguments.
 SPEC = {
     "pipelineInfo": {"name": "image-classifier"},
-    "schemaVersion": "2.0.0",
+    "schemaVersion": "2.1.0",
     "sdkVersion": "tfx-1.16.0",
     "defaultPipelineRoot": "gs://bucket/root",
     "components": {"Trainer": {"executorLabel": "Trainer_executor"}},
     "deploymentSpec": {"executors": {"Trainer_executor": {"container": {
-        "image": "registry.example/imgpipe:1", "args": ["--executor_class_path", "x.Y"]}}}},
+        "image": "registry.example/imgpipe:1",
+        "command": ["python", "-m", "tfx.orchestration.kubeflow.v2.container."
+                    "kubeflow_v2_run_executor"],
+        "args": ["--executor_class_path", "x.Y", "--json_serialized_invocation_args", "{{$}}",
+                 "--json_serialized_inputs_spec_args", "{}"]}}}},
     "root": {"dag": {"tasks": {"Trainer": {"componentRef": {"name": "Trainer"},
                                            "taskInfo": {"name": "Trainer"}}}}},
 }
@@ -159,4 +164,14 @@ def test_packages_kubeflow_cannot_run_are_refused_before_sending_anything(kfp_ho
     result = CliRunner().invoke(cli, ["kfp", "submit", "--host", kfp_host, "--package",
                                       str(package)])
     assert "task r is a resolver, which Kubeflow Pipelines does not run" in str(result.exception)
+    schema_2_0 = tmp_path / "schema-2.0.yaml"
+    schema_2_0.write_text(yaml.safe_dump({**SPEC, "schemaVersion": "2.0.0"}))
+    for command, *more in (["submit"], ["schedule", "--cron", "0 0 3 * * *"]):
+        result = CliRunner().invoke(cli, ["kfp", command, "--host", kfp_host, "--package",
+                                          str(schema_2_0), *more])
+        assert isinstance(result.exception, UserError), result.output
+        assert str(result.exception) == (
+            f"{schema_2_0} is not a valid kubeflow pipeline: schemaVersion is 2.0.0; Kubeflow "
+            "Pipelines' API server accepts 2.1.0 only (kubeflow/pipelines backend/src/apiserver/"
+            "template/v2_template.go); recompile it with 'imgpipe compile --target kubeflow'")
     assert FakeKfp.requests == []

@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
+from kfp import components
 from kfp.client.client import _extract_pipeline_yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2.container import (
+    kubeflow_v2_entrypoint_utils,
+    kubeflow_v2_run_executor,
+)
 
 from pipeline.cli import cli
 from pipeline.errors import UserError
@@ -20,6 +25,8 @@ from pipeline.kubeflow.compile import artifact_type_problems
 IMAGE = "europe-docker.pkg.dev/project/imgpipe/imgpipe:1"
 WEIGHTS = "/opt/imgpipe/weights/base.h5"
 BEAM_COMPONENTS = ("ImageExampleGen", "StatisticsGen", "Transform", "Evaluator")
+INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
+TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 
 
 def _compile(*args: str):
@@ -31,9 +38,20 @@ def _executors(spec: dict) -> dict:
 
 
 def _parameter(spec: dict, task: str, name: str) -> str:
-    """A task's constant string parameter, as schema 2.0.0 writes it."""
-    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]
-    return value["runtimeValue"]["constantValue"]["stringValue"]
+    """A task's constant string parameter, in the one field its schema version puts it."""
+    value = spec["root"]["dag"]["tasks"][task]["inputs"]["parameters"][name]["runtimeValue"]
+    if spec["schemaVersion"] == "2.1.0":
+        return value["constant"]
+    return value["constantValue"]["stringValue"]
+
+
+def _task_parameters(spec: dict) -> list[tuple[str, str, dict]]:
+    return [(task, name, value) for task, body in spec["root"]["dag"]["tasks"].items()
+            for name, value in body.get("inputs", {}).get("parameters", {}).items()]
+
+
+def _inputs_spec_arg(args: list[str]) -> dict:
+    return json.loads(args[args.index(INPUTS_SPEC_FLAG) + 1])
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +99,17 @@ def test_vertex_trainer_resources_and_beam_args(vertex_job):
     assert "resources" not in executors["Transform_executor"]["container"]
 
 
+def test_vertex_package_keeps_tfx_schema_2_0_0_which_vertex_runs(vertex_job):
+    spec = vertex_job["pipelineSpec"]
+    assert spec["schemaVersion"] == "2.0.0"
+    parameters = _task_parameters(spec)
+    assert len(parameters) > 20
+    for task, name, value in parameters:
+        assert set(value["runtimeValue"]) == {"constantValue"}, (task, name)
+    for executor in _executors(spec).values():
+        assert INPUTS_SPEC_FLAG not in executor.get("container", {}).get("args", [])
+
+
 def test_vertex_push_goes_under_the_pipeline_root_and_custom_types_import(vertex_job):
     serving = _parameter(vertex_job["pipelineSpec"], "Pusher", "serving_model_dir")
     assert serving == "gs://bucket/root/serving/image-classifier"
@@ -95,7 +124,10 @@ def test_vertex_push_goes_under_the_pipeline_root_and_custom_types_import(vertex
     assert artifact_type_problems(broken)
 
 
-def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(tmp_path):
+@pytest.fixture(scope="module")
+def kubeflow_package(tmp_path_factory) -> tuple[Path, str]:
+    """A kubeflow package compiled from a local folder of two classes, and what compile said."""
+    tmp_path = tmp_path_factory.mktemp("kubeflow")
     data = tmp_path / "images"
     for name in ("cats", "dogs"):
         (data / name).mkdir(parents=True)
@@ -106,7 +138,12 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(tmp_pat
         "--data", str(data), "--serving-dir", "s3://bucket/models", "--gpus", "2",
         "--gpu-type", "nvidia-l4")
     assert result.exit_code == 0, (result.output, result.exception)
-    assert "for kubeflow: Trainer without 'base_model'" in result.output
+    return out, result.output
+
+
+def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflow_package):
+    out, output = kubeflow_package
+    assert "for kubeflow: Trainer without 'base_model'" in output
     documents = list(yaml.safe_load_all(out.read_text()))
     assert len(documents) == 2  # the PipelineSpec, then Kubernetes' platform spec
     doc = _extract_pipeline_yaml(str(out))  # exactly what kfp.Client uploads
@@ -128,6 +165,81 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(tmp_pat
     trainer_config = json.loads(_parameter(documents[0], "Trainer", "custom_config"))
     assert trainer_config["hparams"]["class_names"] == ["cats", "dogs"]  # from the data scan
     assert trainer_config["hparams"]["weights"] == WEIGHTS
+
+
+def test_kubeflow_package_is_schema_2_1_0_with_constant_parameters(kubeflow_package):
+    out, _ = kubeflow_package
+    text = out.read_text()
+    spec = next(yaml.safe_load_all(text))
+    assert spec["schemaVersion"] == "2.1.0"  # the only one Kubeflow's API server takes
+    assert "constantValue" not in text
+    parameters = _task_parameters(spec)
+    assert len(parameters) > 20
+    for task, name, value in parameters:
+        assert set(value["runtimeValue"]) == {"constant"}, (task, name)
+    for name, component in spec["components"].items():
+        for key, definition in component.get("inputDefinitions", {}).get("parameters", {}).items():
+            assert "parameterType" in definition and "type" not in definition, (name, key)
+    # The kfp 2.5 SDK reads it as a component, with its own loader and protos.
+    component = components.load_component_from_file(str(out))
+    assert component.pipeline_spec.schema_version == "2.1.0"
+    assert set(component.pipeline_spec.root.dag.tasks) == set(spec["root"]["dag"]["tasks"])
+
+
+def test_kubeflow_containers_give_tfx_what_its_2_1_entrypoint_reads(kubeflow_package):
+    """Each container is TFX's entrypoint with its inputs spec; given an ExecutorInput as KFP's
+    driver and launcher build it (parameters in `parameterValues` only), TFX's own flag parser
+    and property reader find every parameter, integers as integers."""
+    out, _ = kubeflow_package
+    spec = next(yaml.safe_load_all(out.read_text()))
+    executors = _executors(spec)
+    for task, body in spec["root"]["dag"]["tasks"].items():
+        component = spec["components"][body["componentRef"]["name"]]
+        container = executors[component["executorLabel"]]["container"]
+        assert container["command"] == TFX_COMMAND, task
+        definitions = component.get("inputDefinitions", {})
+        assert _inputs_spec_arg(container["args"]) == definitions, task
+        executor_input = pipeline_spec_pb2.ExecutorInput()
+        for name, value in body.get("inputs", {}).get("parameters", {}).items():
+            executor_input.inputs.parameter_values[name].CopyFrom(
+                json_format.ParseDict(value["runtimeValue"]["constant"], struct_pb2.Value()))
+        args = [arg.replace("{{$}}", json_format.MessageToJson(executor_input))
+                for arg in container["args"]]
+        flags, beam_args = kubeflow_v2_run_executor._parse_flags(["executor", *args])
+        assert "--direct_running_mode=in_memory" in beam_args
+        parsed = pipeline_spec_pb2.ExecutorInput()
+        json_format.Parse(flags.json_serialized_invocation_args, parsed)
+        inputs_spec = pipeline_spec_pb2.ComponentInputsSpec()
+        json_format.Parse(flags.json_serialized_inputs_spec_args, inputs_spec)
+        properties = kubeflow_v2_entrypoint_utils.parse_execution_properties(
+            parsed.inputs.parameter_values, parsed.inputs.parameters, inputs_spec)
+        assert set(properties) == set(definitions.get("parameters", {})), task
+        for name, definition in definitions.get("parameters", {}).items():
+            if definition["parameterType"] == "NUMBER_INTEGER":
+                assert isinstance(properties[name], int), (task, name)
+        if definitions.get("parameters"):  # without the inputs spec, TFX reads none of them
+            assert kubeflow_v2_entrypoint_utils.parse_execution_properties(
+                parsed.inputs.parameter_values, parsed.inputs.parameters, None) == {}
+    example_gen = executors["ImageExampleGen_executor"]["container"]
+    assert _inputs_spec_arg(example_gen["lifecycle"]["preCacheCheck"]["args"]) == spec[
+        "components"]["ImageExampleGen"]["inputDefinitions"]
+
+
+def test_a_package_kubeflow_would_refuse_is_not_written(tmp_path, monkeypatch):
+    monkeypatch.setitem(kubeflow_spec.SCHEMA_VERSIONS, "kubeflow", "2.0.0")  # TFX's default
+    out = tmp_path / "pipeline.yaml"
+    result = _compile("--target", "kubeflow", "--pipeline-root", "gs://b/root", "--output",
+                      str(out), "--data", "gs://b/images", "--classes", "a,b", "--layout",
+                      "classes", "--weights", "none")
+    assert isinstance(result.exception, UserError), result.output
+    message = str(result.exception)
+    assert message.startswith(
+        f"{out} is not a valid kubeflow pipeline: schemaVersion is 2.0.0; Kubeflow Pipelines' "
+        "API server accepts 2.1.0 only (kubeflow/pipelines backend/src/apiserver/template/"
+        "v2_template.go) (and ")  # the constantValue parameters
+    assert message.endswith("; nothing was written; please report this with the command you ran")
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # neither the package nor its partial file
 
 
 @pytest.mark.parametrize("args,expected", [
