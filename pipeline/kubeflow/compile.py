@@ -19,6 +19,7 @@ from tfx.utils import import_utils
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
+from pipeline.kubeflow import rules as kubeflow_rules
 from pipeline.kubeflow import spec as kubeflow_spec
 from pipeline.pipeline import create_pipeline
 
@@ -70,7 +71,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
 
     Kubeflow gets PipelineSpec schema 2.1.0 (`runtimeValue.constant` parameters, TFX's
     `--json_serialized_inputs_spec_args`), the only one its API server takes; Vertex AI gets
-    TFX's default 2.0.0. A package breaking its backend's `kubeflow_spec.RULES` is not written.
+    TFX's default 2.0.0. A package breaking its backend's `kubeflow_rules.RULES` is not written.
     """
     suffixes = PACKAGE_SUFFIXES[remote.target]
     if output.suffix.lower() not in suffixes:
@@ -85,7 +86,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=remote.image,
             use_pipeline_spec_2_1=(
-                kubeflow_spec.SCHEMA_VERSIONS[remote.target] == kubeflow_spec.SCHEMA_2_1)))
+                kubeflow_rules.SCHEMA_VERSIONS[remote.target] == kubeflow_rules.SCHEMA_2_1)))
     try:
         job = runner.run(pipeline, write_out=False)  # the PipelineJob as a dict, written below
     except (ValueError, TypeError, NotImplementedError) as error:  # TFX's refusals
@@ -106,7 +107,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
     partial.write_text(text, encoding="utf-8")
     try:
         spec_proto = kubeflow_spec.read_package(partial, remote.target)
-        kubeflow_spec.check_spec(spec_proto, remote.target, str(output), remote.image, resources,
+        kubeflow_rules.check_spec(spec_proto, remote.target, str(output), remote.image, resources,
                                  remedy="nothing was written; please report this with the "
                                         "command you ran")
         problems = artifact_type_problems(spec_proto)

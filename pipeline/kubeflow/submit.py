@@ -33,6 +33,7 @@ class Submitted:
 
 def load_package(package: Path, target: str) -> Any:
     """The package's PipelineSpec, refused in one line if `target` could not run it."""
+    from pipeline.kubeflow import rules as kubeflow_rules
     from pipeline.kubeflow import spec as kubeflow_spec
 
     if not package.is_file():
@@ -43,7 +44,7 @@ def load_package(package: Path, target: str) -> Any:
         raise UserError(f"--package {package}: {target} takes the {' or '.join(suffixes)} file "
                         f"that 'imgpipe compile --target {target}' writes")
     spec = kubeflow_spec.read_package(package, target)
-    kubeflow_spec.check_spec(spec, target, str(package))
+    kubeflow_rules.check_spec(spec, target, str(package))
     return spec
 
 

@@ -19,6 +19,7 @@ from tfx.orchestration.kubeflow.v2.container import (
 
 from pipeline.cli import cli
 from pipeline.errors import UserError
+from pipeline.kubeflow import rules as kubeflow_rules
 from pipeline.kubeflow import spec as kubeflow_spec
 from pipeline.kubeflow.compile import artifact_type_problems
 
@@ -153,7 +154,7 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflo
     assert "base_model" not in spec.root.dag.tasks["Trainer"].inputs.artifacts
     assert "baseline_model" not in spec.root.dag.tasks["Evaluator"].inputs.artifacts
     assert not spec.root.dag.tasks["ImageExampleGen"].caching_options.enable_cache
-    kubeflow_spec.check_spec(spec, "kubeflow", str(out), image=IMAGE)
+    kubeflow_rules.check_spec(spec, "kubeflow", str(out), image=IMAGE)
     executors = json_format.MessageToDict(doc.platform_spec)["platforms"]["kubernetes"][
         "deploymentSpec"]["executors"]
     assert executors["Trainer_executor"]["nodeSelector"]["labels"] == {
@@ -226,7 +227,7 @@ def test_kubeflow_containers_give_tfx_what_its_2_1_entrypoint_reads(kubeflow_pac
 
 
 def test_a_package_kubeflow_would_refuse_is_not_written(tmp_path, monkeypatch):
-    monkeypatch.setitem(kubeflow_spec.SCHEMA_VERSIONS, "kubeflow", "2.0.0")  # TFX's default
+    monkeypatch.setitem(kubeflow_rules.SCHEMA_VERSIONS, "kubeflow", "2.0.0")  # TFX's default
     out = tmp_path / "pipeline.yaml"
     result = _compile("--target", "kubeflow", "--pipeline-root", "gs://b/root", "--output",
                       str(out), "--data", "gs://b/images", "--classes", "a,b", "--layout",

@@ -7,12 +7,13 @@ import pytest
 from google.protobuf import json_format
 
 from pipeline.errors import UserError
+from pipeline.kubeflow import rules as kubeflow_rules
 from pipeline.kubeflow import spec as kubeflow_spec
 
 IMAGE = "registry.example/imgpipe:1"
 
 
-TFX_COMMAND = ["python", "-m", kubeflow_spec.TFX_ENTRYPOINT_MODULE]
+TFX_COMMAND = ["python", "-m", kubeflow_rules.TFX_ENTRYPOINT_MODULE]
 
 
 def _container(image: str, inputs: dict, schema: str) -> dict:
@@ -82,7 +83,7 @@ BLESSED = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.
 
 
 def _problems(spec: dict, target: str, **kwargs) -> list[str]:
-    return kubeflow_spec.spec_problems(kubeflow_spec.parse_spec(spec, "t"), target, **kwargs)
+    return kubeflow_rules.spec_problems(kubeflow_spec.parse_spec(spec, "t"), target, **kwargs)
 
 
 def test_a_good_spec_has_no_problems_and_vertex_accepts_tfx_resolver_queries():
@@ -93,7 +94,7 @@ def test_a_good_spec_has_no_problems_and_vertex_accepts_tfx_resolver_queries():
 
 def _one_line_refusal(spec: dict, target: str) -> str:
     with pytest.raises(UserError) as error:
-        kubeflow_spec.check_spec(kubeflow_spec.parse_spec(spec, "p.yaml"), target, "p.yaml")
+        kubeflow_rules.check_spec(kubeflow_spec.parse_spec(spec, "p.yaml"), target, "p.yaml")
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"p.yaml is not a valid {target} pipeline: ")
@@ -168,12 +169,12 @@ def test_an_optional_parameter_may_go_without_a_value():
 
 
 def test_every_rule_names_a_file_of_the_backend_it_was_read_from():
-    for rule in kubeflow_spec.RULES:
+    for rule in kubeflow_rules.RULES:
         assert set(rule.targets) <= set(kubeflow_spec.TARGETS), rule
         assert rule.source.startswith(("kubeflow/pipelines backend/src/",
                                        "tensorflow/tfx tfx/orchestration/kubeflow/v2/")), rule
         assert rule.source.endswith((".go", ".py")), rule
-    assert kubeflow_spec.SCHEMA_VERSIONS == {"kubeflow": "2.1.0", "vertex": "2.0.0"}
+    assert kubeflow_rules.SCHEMA_VERSIONS == {"kubeflow": "2.1.0", "vertex": "2.0.0"}
 
 
 @pytest.mark.parametrize("spec,target,expected", [
@@ -190,7 +191,7 @@ def test_a_task_without_executor_is_refused_in_one_line():
     spec = _spec()
     del spec["deploymentSpec"]["executors"]["Trainer_executor"]
     with pytest.raises(UserError) as error:
-        kubeflow_spec.check_spec(kubeflow_spec.parse_spec(spec, "p.yaml"), "kubeflow", "p.yaml")
+        kubeflow_rules.check_spec(kubeflow_spec.parse_spec(spec, "p.yaml"), "kubeflow", "p.yaml")
     assert "task Trainer has no executor" in str(error.value)
     assert "\n" not in str(error.value)
 
