@@ -107,16 +107,25 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
               help="GPUs the Trainer asks for (0: none).")
 @click.option("--gpu-type", default="nvidia-tesla-t4", show_default=True,
               help="The GPU model, in GKE's spelling.")
-@click.option("--trainer-memory", default=None, help="Memory limit of the Trainer, e.g. 32G.")
-@click.option("--trainer-cpus", default=None, type=click.FloatRange(0, min_open=True),
-              help="vCPU limit of the Trainer.")
+@click.option("--trainer-memory", default="16G", show_default=True,
+              help="Memory of the Trainer, e.g. 32G: the limit, and on Kubeflow the request too.")
+@click.option("--trainer-cpus", default=4.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="vCPUs of the Trainer: the limit, and on Kubeflow the request too.")
+@click.option("--beam-memory", default="8G", show_default=True,
+              help="Memory of each Beam step (ExampleGen, StatisticsGen, Transform, Evaluator): "
+                   "the limit, and on Kubeflow the request too.")
+@click.option("--beam-cpus", default=2.0, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="vCPUs of each Beam step: the limit, and on Kubeflow the request too.")
 @image_model_options
 @pipeline_options
 def compile_pipeline(target: str, image: str, pipeline_root: str,
                      output_file: Path, data_uri: str, classes: str | None, layout: str | None,
                      serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
-                     gpus: int, gpu_type: str, trainer_memory: str | None,
-                     trainer_cpus: float | None, weights: str | None, **options) -> None:
+                     gpus: int, gpu_type: str, trainer_memory: str, trainer_cpus: float,
+                     beam_memory: str, beam_cpus: float, weights: str | None,
+                     **options) -> None:
     """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
     if not REMOTE_MODEL_NAME.match(model_name):
         raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
@@ -136,11 +145,12 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                         "does not run TFX's ExampleGen driver, which picks the span; use "
                         "--target vertex, or give Kubeflow a folder without spans")
     hparams = hparams_from_options(names, weights, options)
-    from pipeline.kubeflow.spec import TrainerResources, normalize_gpu_type, parse_memory_gb
+    from pipeline.kubeflow.spec import StepResources, normalize_gpu_type, parse_memory_gb
 
-    resources = TrainerResources(
-        gpus=gpus, gpu_type=normalize_gpu_type(gpu_type),
-        memory_gb=parse_memory_gb(trainer_memory) if trainer_memory else None, cpus=trainer_cpus)
+    resources = StepResources(gpus=gpus, gpu_type=normalize_gpu_type(gpu_type),
+                              memory_gb=parse_memory_gb(trainer_memory), cpus=trainer_cpus)
+    beam_resources = StepResources(memory_gb=parse_memory_gb(beam_memory, "--beam-memory"),
+                                   cpus=beam_cpus)
     args = beam_args(beam_values)
 
     from pipeline.kubeflow.compile import RemotePaths, RemoteTarget, compile_package
@@ -152,7 +162,8 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                               serving_model_dir=paths.serving_model_dir(model_name))
     config = build_pipeline_config(destination, hparams, options, spans=spans,
                                    given_splits=given_splits, beam_pipeline_args=args)
-    package = compile_package(config, RemoteTarget(target, image, resources), output_file)
+    package = compile_package(config, RemoteTarget(target, image, resources, beam_resources),
+                              output_file)
     click.echo(f"wrote {package.path}: {package.task_count} tasks for {target}, image {image}, "
                f"classes {', '.join(names)}")
     click.echo(f"pipeline root {config.pipeline_root}; models pushed to "

@@ -23,23 +23,31 @@ from pipeline.kubeflow import rules as kubeflow_rules
 from pipeline.kubeflow import spec as kubeflow_spec
 from pipeline.pipeline import create_pipeline
 
-TRAINER_ID = "Trainer"
 PACKAGE_SUFFIXES = {"kubeflow": (".yaml", ".yml"), "vertex": (".json",)}
 
 
 @dataclasses.dataclass(frozen=True)
 class RemoteTarget:
-    """Where and how the compiled pipeline runs: orchestrator, image and Trainer resources."""
+    """Where and how the compiled pipeline runs: orchestrator, image, and what the Trainer and
+    each Beam step (ExampleGen, StatisticsGen, Transform, Evaluator) ask for."""
 
     target: str
     image: str
-    resources: kubeflow_spec.TrainerResources = kubeflow_spec.TrainerResources()
+    resources: kubeflow_spec.StepResources = kubeflow_spec.StepResources()
+    beam_resources: kubeflow_spec.StepResources = kubeflow_spec.StepResources()
 
     def __post_init__(self) -> None:
         if self.target not in kubeflow_spec.TARGETS:
             raise ValueError(f"target must be one of {kubeflow_spec.TARGETS}, got {self.target}")
         if not self.image:
             raise ValueError("image must not be empty")
+
+    def executor_resources(self) -> dict[str, kubeflow_spec.ResourceSpec]:
+        """Each executor's `resources` in the compiled spec; executors left out ask for none."""
+        wanted = {kubeflow_spec.TRAINER_EXECUTOR: self.resources.resource_spec(self.target)}
+        beam = self.beam_resources.resource_spec(self.target)
+        wanted.update((label, beam) for label in kubeflow_spec.BEAM_EXECUTORS)
+        return {label: spec for label, spec in wanted.items() if spec is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +86,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
         raise UserError(f"--output {output}: a {remote.target} package is written as "
                         f"{' or '.join(suffixes)}; name the file e.g. pipeline{suffixes[0]}")
     pipeline = create_pipeline(config)
-    resources = remote.resources.resource_spec(remote.target)
-    if resources is not None:
-        trainer = next(c for c in pipeline.components if c.id == TRAINER_ID)
-        trainer.with_platform_config(resources)
+    resources = remote.executor_resources()
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=remote.image,
@@ -94,6 +99,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
         raise UserError(f"KubeflowV2DagRunner cannot compile the pipeline for {remote.target} "
                         f"({lines[0] if lines else type(error).__name__})") from None
     changes: list[str] = []
+    kubeflow_spec.set_resources(job["pipelineSpec"], resources)
     if remote.target == "kubeflow":
         spec = job["pipelineSpec"]
         changes = kubeflow_spec.adapt_for_kubeflow(spec, config.pipeline_root)

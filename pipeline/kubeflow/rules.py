@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -19,7 +19,6 @@ from pipeline.errors import UserError
 from pipeline.kubeflow.spec import (
     INPUTS_SPEC_FLAG,
     RESOLVER_QUERY,
-    TRAINER_EXECUTOR,
     ResourceSpec,
     deployment_config,
 )
@@ -249,11 +248,12 @@ RULES: tuple[Rule, ...] = (
 
 
 def spec_problems(spec: pipeline_spec_pb2.PipelineSpec, target: str, image: str | None = None,
-                  resources: ResourceSpec | None = None) -> list[str]:
+                  resources: Mapping[str, ResourceSpec] | None = None) -> list[str]:
     """Why `target` would refuse or misrun `spec`: one sentence per problem, none when fine.
 
     First the backend's `RULES`, each problem naming its source file; then what the user asked:
-    containers have a command and run `image`, the Trainer asks for `resources` (when given).
+    containers have a command and run `image`, and each executor asks for exactly its
+    `resources` (executor label to ResourceSpec; an executor left out asks for none), when given.
     """
     try:
         executors = deployment_config(spec).executors
@@ -270,15 +270,22 @@ def spec_problems(spec: pipeline_spec_pb2.PipelineSpec, target: str, image: str 
         if not container.args and not container.command:
             problems.append(f"task {name}'s container has no command")
     if resources is not None:
-        trainer = executors.get(TRAINER_EXECUTOR)
-        if trainer is None or trainer.container.resources != resources:
-            problems.append("the Trainer does not ask for the resources given "
-                            f"({json_format.MessageToDict(resources)})")
+        for label, executor in sorted(executors.items()):
+            if executor.WhichOneof("spec") != "container":
+                continue
+            wanted = resources.get(label, ResourceSpec())
+            if executor.container.resources != wanted:
+                problems.append(f"{label.removesuffix('_executor')} asks for "
+                                f"{json_format.MessageToDict(executor.container.resources)}, "
+                                f"not the resources given ({json_format.MessageToDict(wanted)})")
+        problems += [f"{label.removesuffix('_executor')} is not in the package, so it cannot "
+                     "ask for the resources given" for label in sorted(resources)
+                     if label not in executors]
     return problems
 
 
 def check_spec(spec: pipeline_spec_pb2.PipelineSpec, target: str, what: str,
-               image: str | None = None, resources: ResourceSpec | None = None,
+               image: str | None = None, resources: Mapping[str, ResourceSpec] | None = None,
                remedy: str | None = None) -> None:
     """Raises a one-line UserError: the first problem of `spec_problems`, and what to do."""
     problems = spec_problems(spec, target, image, resources)

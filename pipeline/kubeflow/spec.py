@@ -25,6 +25,9 @@ from pipeline.errors import UserError
 
 TARGETS = ("kubeflow", "vertex")
 TRAINER_EXECUTOR = "Trainer_executor"
+# The steps that run Beam pipelines: ExampleGen, StatisticsGen, Transform, Evaluator.
+BEAM_EXECUTORS = ("ImageExampleGen_executor", "StatisticsGen_executor", "Transform_executor",
+                  "Evaluator_executor")
 EXAMPLE_GEN_TASK = "ImageExampleGen"
 # What KubeflowV2DagRunner compiles LatestArtifactStrategy and LatestBlessedModelStrategy into;
 # it refuses any other strategy. Vertex AI runs these queries against its ML Metadata.
@@ -49,18 +52,22 @@ def normalize_gpu_type(value: str) -> str:
     return name
 
 
-def parse_memory_gb(value: str) -> float:
+def parse_memory_gb(value: str, flag: str = "--trainer-memory") -> float:
     """`32G`, `32Gi`, `512M` as gigabytes (10^9 bytes), the unit of KFP's `memory_limit`."""
     match = MEMORY.match(value.strip())
     if not match or float(match.group(1)) <= 0:
-        raise UserError(f"--trainer-memory {value!r} is not a memory size; write e.g. 32G, "
+        raise UserError(f"{flag} {value!r} is not a memory size; write e.g. 32G, "
                         "30Gi or 512M")
     return round(float(match.group(1)) * _MEMORY_GB[match.group(2)], 3)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainerResources:
-    """What the Trainer's container asks for; None or 0 leaves the backend's default."""
+class StepResources:
+    """What one step's container asks for; None or 0 leaves the backend's default.
+
+    `cpus` and `memory_gb` are the limits, and on Kubeflow the requests too (a pod that gets what
+    it may use is not evicted under memory pressure); Vertex AI picks the machine from the limits.
+    """
 
     gpus: int = 0
     gpu_type: str = "nvidia-tesla-t4"
@@ -80,12 +87,16 @@ class TrainerResources:
         return KUBERNETES_GPU_RESOURCE
 
     def resource_spec(self, target: str) -> ResourceSpec | None:
-        """The Trainer's `platform_config`, as KubeflowV2DagRunner copies it into the spec."""
+        """The container's `resources` in the compiled spec, as the target reads them."""
         spec = ResourceSpec()
         if self.cpus:
             spec.cpu_limit = self.cpus
+            if target == "kubeflow":
+                spec.cpu_request = self.cpus
         if self.memory_gb:
             spec.memory_limit = self.memory_gb
+            if target == "kubeflow":
+                spec.memory_request = self.memory_gb
         if self.gpus:
             spec.accelerator.type = self.accelerator_type(target)
             spec.accelerator.count = self.gpus
@@ -98,6 +109,17 @@ class TrainerResources:
         selector = {"nodeSelector": {"labels": {GKE_ACCELERATOR_LABEL: self.gpu_type}}}
         return {"platforms": {"kubernetes": {"deploymentSpec": {
             "executors": {TRAINER_EXECUTOR: selector}}}}}
+
+
+def set_resources(spec: dict[str, Any], resources: dict[str, ResourceSpec]) -> None:
+    """Writes each executor's `resources` into a PipelineSpec dict, in place.
+
+    Done on the compiled spec rather than through `platform_config` because TFX 1.16's step
+    builder drops a FileBasedExampleGen's platform_config (`_build_file_based_example_gen_spec`).
+    """
+    executors = spec["deploymentSpec"]["executors"]
+    for label, resource_spec in sorted(resources.items()):
+        executors[label]["container"]["resources"] = json_format.MessageToDict(resource_spec)
 
 
 def adapt_for_kubeflow(spec: dict[str, Any], pipeline_root: str) -> list[str]:

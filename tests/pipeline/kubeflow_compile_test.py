@@ -62,6 +62,7 @@ def vertex_job(tmp_path_factory) -> dict:
         "--target", "vertex", "--pipeline-root", "gs://bucket/root", "--output", str(out),
         "--data", "gs://bucket/images", "--classes", "dogs,cats", "--layout", "spans",
         "--gpus", "1", "--gpu-type", "nvidia-tesla-t4", "--trainer-memory", "32G",
+        "--beam-cpus", "3", "--beam-memory", "12G",
         "--beam-pipeline-args", "--runner=DataflowRunner --project=p",
         "--beam-pipeline-args", "--region=europe-west4")
     assert result.exit_code == 0, (result.output, result.exception)
@@ -92,12 +93,17 @@ def test_vertex_package_is_a_pipeline_job_with_every_task_on_the_image(vertex_jo
 def test_vertex_trainer_resources_and_beam_args(vertex_job):
     executors = _executors(vertex_job["pipelineSpec"])
     resources = executors["Trainer_executor"]["container"]["resources"]
+    # Vertex AI picks the machine from the limits; the CPUs are the default, 4.
     assert resources == {"accelerator": {"count": "1", "type": "NVIDIA_TESLA_T4"},
-                         "memoryLimit": 32.0}
+                         "memoryLimit": 32.0, "cpuLimit": 4.0}
     for name in BEAM_COMPONENTS:
-        args = executors[f"{name}_executor"]["container"]["args"]
-        assert args[-3:] == ["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]
-    assert "resources" not in executors["Transform_executor"]["container"]
+        container = executors[f"{name}_executor"]["container"]
+        assert container["args"][-3:] == ["--runner=DataflowRunner", "--project=p",
+                                          "--region=europe-west4"]
+        assert container["resources"] == {"cpuLimit": 3.0, "memoryLimit": 12.0}, name
+    others = {label for label, executor in executors.items() if "container" in executor} - {
+        f"{name}_executor" for name in (*BEAM_COMPONENTS, "Trainer")}
+    assert others and all("resources" not in executors[label]["container"] for label in others)
 
 
 def test_vertex_package_keeps_tfx_schema_2_0_0_which_vertex_runs(vertex_job):
@@ -160,7 +166,14 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflo
     assert executors["Trainer_executor"]["nodeSelector"]["labels"] == {
         "cloud.google.com/gke-accelerator": "nvidia-l4"}
     trainer = documents[0]["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
-    assert trainer["resources"]["accelerator"] == {"type": "nvidia.com/gpu", "count": "2"}
+    # The defaults, as requests and limits: Kubernetes schedules by the requests.
+    assert trainer["resources"] == {"accelerator": {"type": "nvidia.com/gpu", "count": "2"},
+                                    "cpuLimit": 4.0, "cpuRequest": 4.0, "memoryLimit": 16.0,
+                                    "memoryRequest": 16.0}
+    for name in BEAM_COMPONENTS:
+        container = documents[0]["deploymentSpec"]["executors"][f"{name}_executor"]["container"]
+        assert container["resources"] == {"cpuLimit": 2.0, "cpuRequest": 2.0, "memoryLimit": 8.0,
+                                          "memoryRequest": 8.0}, name
     assert _parameter(documents[0], "Pusher", "serving_model_dir") == (
         "s3://bucket/models/image-classifier")
     trainer_config = json.loads(_parameter(documents[0], "Trainer", "custom_config"))
@@ -255,6 +268,8 @@ def test_a_package_kubeflow_would_refuse_is_not_written(tmp_path, monkeypatch):
       "gs://b/w.h5"], "bake the file into the image"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--trainer-memory",
       "lots"], "--trainer-memory 'lots'"),
+    (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--beam-memory",
+      "8"], "--beam-memory '8' is not a memory size"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes",
       "--beam-pipeline-args", "DataflowRunner"], "is not a Beam flag"),
 ])

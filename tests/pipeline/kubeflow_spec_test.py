@@ -228,19 +228,19 @@ def test_adapt_for_kubeflow_drops_resolvers_and_their_inputs_and_uncaches_exampl
 
 
 def test_trainer_resources_per_target():
-    resources = kubeflow_spec.TrainerResources(gpus=2, gpu_type="nvidia-l4", memory_gb=32.0,
-                                               cpus=8)
+    resources = kubeflow_spec.StepResources(gpus=2, gpu_type="nvidia-l4", memory_gb=32.0, cpus=8)
     vertex = json_format.MessageToDict(resources.resource_spec("vertex"))
     assert vertex == {"cpuLimit": 8.0, "memoryLimit": 32.0,
                       "accelerator": {"type": "NVIDIA_L4", "count": "2"}}
     kubeflow = resources.resource_spec("kubeflow")
     assert kubeflow.accelerator.type == "nvidia.com/gpu"
+    assert (kubeflow.cpu_request, kubeflow.memory_request) == (8.0, 32.0)  # Kubernetes' requests
     platform = resources.kubernetes_platform()
     selector = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
         "Trainer_executor"]["nodeSelector"]["labels"]
     assert selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-    assert kubeflow_spec.TrainerResources().resource_spec("vertex") is None
-    assert kubeflow_spec.TrainerResources().kubernetes_platform() is None
+    assert kubeflow_spec.StepResources().resource_spec("vertex") is None
+    assert kubeflow_spec.StepResources().kubernetes_platform() is None
 
 
 @pytest.mark.parametrize("text,gigabytes", [("32G", 32.0), ("32GB", 32.0), ("16Gi", 17.18),
@@ -260,3 +260,27 @@ def test_gpu_names_accept_gke_and_vertex_spellings():
     assert kubeflow_spec.normalize_gpu_type("NVIDIA_TESLA_T4") == "nvidia-tesla-t4"
     with pytest.raises(UserError, match="--gpu-type"):
         kubeflow_spec.normalize_gpu_type("t4")
+
+
+def test_the_check_sees_every_step_ask_for_exactly_the_resources_given():
+    trainer = kubeflow_spec.StepResources(gpus=1, memory_gb=16.0, cpus=4).resource_spec(
+        "kubeflow")
+    beam = kubeflow_spec.StepResources(memory_gb=8.0, cpus=2).resource_spec("kubeflow")
+    wanted = {"Trainer_executor": trainer, "ImageExampleGen_executor": beam}
+    spec = _spec()
+    problems = _problems(spec, "kubeflow", image=IMAGE, resources=wanted)
+    assert len(problems) == 2 and problems[0].startswith("ImageExampleGen asks for {}, not ")
+    kubeflow_spec.set_resources(spec, wanted)
+    assert spec["deploymentSpec"]["executors"]["ImageExampleGen_executor"]["container"][
+        "resources"] == {"cpuLimit": 2.0, "cpuRequest": 2.0, "memoryLimit": 8.0,
+                         "memoryRequest": 8.0}
+    assert _problems(spec, "kubeflow", image=IMAGE, resources=wanted) == []
+    # A step asking for what was not given (here: the Trainer, for none) is refused too.
+    assert _problems(spec, "kubeflow", image=IMAGE, resources={
+        "ImageExampleGen_executor": beam}) == [
+        "Trainer asks for {'cpuLimit': 4.0, 'memoryLimit': 16.0, 'accelerator': {'type': "
+        "'nvidia.com/gpu', 'count': '1'}, 'cpuRequest': 4.0, 'memoryRequest': 16.0}, not the "
+        "resources given ({})"]
+    missing = {**wanted, "Evaluator_executor": beam}
+    assert _problems(spec, "kubeflow", resources=missing) == [
+        "Evaluator is not in the package, so it cannot ask for the resources given"]
