@@ -22,10 +22,22 @@ COPY components ./components
 COPY trainer ./trainer
 COPY serving ./serving
 
-# The base image holds TFX 1.16 and the stack it was tested with; --no-deps keeps those versions
-# (resolving this project's pins would replace Beam and others). Pillow is the one runtime
+# The base image holds TFX 1.16 and its stack; --no-deps keeps those versions (replacing Beam
+# would leave the base's Beam worker boot, the ENTRYPOINT, on another version), and the check
+# below proves they are the versions pyproject.toml pins and the tests ran on. Pillow is the one runtime
 # dependency the executors need beyond TFX's: the image ExampleGen reads image headers with it.
 RUN pip install --no-deps . && pip install "pillow>=10"
+
+# So the build fails, in one line, when the base image's stack is not the one the tests ran on:
+# these pins equal pyproject.toml's (tests/dockerfile_test.py checks they stay equal). The
+# Trainer's CUDA is the base TensorFlow's build: 12.3 with cuDNN 8 for TF 2.16.
+RUN python -c "import importlib.metadata as m, sys, tensorflow as tf; \
+PINS = {'tfx': '1.16.0', 'apache-beam': '2.61.0', 'tensorflow': '2.16.2', 'tf-keras': '2.16.0', 'kfp': '2.5.0', 'kfp-pipeline-spec': '0.2.2', 'tensorflow-serving-api': '2.16.1'}; \
+CUDA = '12.3'; \
+bad = [f'{n} {m.version(n)} (pyproject.toml pins {v})' for n, v in PINS.items() if m.version(n) != v]; \
+cuda = tf.sysconfig.get_build_info().get('cuda_version'); \
+bad += [f'TensorFlow built for CUDA {cuda} (docs say {CUDA})'] if cuda != CUDA else []; \
+sys.exit('imgpipe image: the base image has ' + '; '.join(bad) + '; change FROM or the pins together') if bad else None"
 
 # Optional pretrained base weights, copied from the build context at build time, so no run ever
 # downloads weights: compile with --weights /opt/imgpipe/weights/base.h5. Without WEIGHTS the
