@@ -17,7 +17,10 @@ RMSprop's element-wise passes over each variable into one (tf_keras does that on
 The whole step is not compiled when the model holds ops XLA cannot compile (the affine warp
 behind rotation, shift, shear and zoom has no XLA kernel in TF 2.16). Every choice can be
 overridden; an override emulated on this machine (mixed precision on a CPU without the
-instructions) is logged as a warning.
+instructions) is logged as a warning. One thing 'auto' never does: train on the CPU when the
+package promised the Trainer GPUs (`require_gpus`, set by `imgpipe compile --gpus`); a node
+whose driver or CUDA does not match the image shows no GPU, and `plan_devices` raises
+`GpuMissingError` rather than train for hours on the CPU.
 
 The caller builds the model after `apply_plan` (a layer takes the policy when constructed), inside
 `strategy.scope()`, and gives `plan.compilation` to `trainer.model.compile_model`. The output
@@ -57,18 +60,25 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class DeviceConfig:
-    """What the user asks for; 'auto' lets `plan_devices` decide from the visible GPUs."""
+    """What the user asks for; 'auto' lets `plan_devices` decide from the visible GPUs.
+
+    `require_gpus`: the GPUs the Trainer's node was promised (0: none promised, the CPU will do).
+    """
 
     precision: str = "auto"
     xla: str = "auto"
     strategy: str = "auto"
+    require_gpus: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("devices.precision", self.precision, PRECISIONS)
         _check_choice("devices.xla", self.xla, XLA_CHOICES)
         _check_choice("devices.strategy", self.strategy, STRATEGIES)
+        if not isinstance(self.require_gpus, int) or self.require_gpus < 0:
+            raise ValueError(f"devices.require_gpus must be an integer >= 0; got "
+                             f"{self.require_gpus!r}")
 
-    def to_config(self) -> dict[str, str]:
+    def to_config(self) -> dict[str, Any]:
         """A JSON-friendly dict (it travels inside the hyperparameters' `custom_config`)."""
         return dataclasses.asdict(self)
 
@@ -77,6 +87,10 @@ class DeviceConfig:
         """The inverse of `to_config`; unknown keys are an error, not silently dropped."""
         reject_unknown_keys(cls, config, "device settings")
         return cls(**config)
+
+
+class GpuMissingError(RuntimeError):
+    """The Trainer was promised GPUs and TensorFlow sees fewer: it refuses to train."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +134,14 @@ class DevicePlan:
                "XLA for the optimizer update" if self.xla_update else "XLA off")
         return f"{where}: {self.precision_policy}, {xla}, {_STRATEGY_LABELS[self.strategy_name]}"
 
+    def to_record(self) -> dict[str, Any]:
+        """What the plan chose, as JSON for the model's metadata (history.json)."""
+        return {"gpus": self.gpus, "precision": self.precision_policy,
+                "xla": ("step" if self.jit_compile else
+                        "optimizer update" if self.xla_update else "off"),
+                "strategy": _STRATEGY_LABELS[self.strategy_name],
+                "description": self.describe()}
+
 
 def cpu_supports_bfloat16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has bfloat16 instructions: `avx512_bf16` or `amx_bf16` among the flags of
@@ -143,8 +165,17 @@ def plan_devices(config: DeviceConfig, gpu_names: Sequence[str], *,
     'auto' then turns XLA off and 'on' raises ValueError. `cpu_bfloat16=False` says the CPU has no
     bfloat16 instructions (`cpu_supports_bfloat16()`): 'mixed_bfloat16' without a GPU is then
     logged as emulated and slow.
+
+    Raises:
+        GpuMissingError: `config.require_gpus` GPUs were promised and fewer are visible.
     """
     gpus = len(gpu_names)
+    if gpus < config.require_gpus:
+        seen = f"only {gpus}" if gpus else "none"
+        raise GpuMissingError(
+            f"the Trainer was promised {config.require_gpus} GPU(s) but TensorFlow sees {seen}; "
+            "refusing to train on the CPU: check the node has the GPUs and an NVIDIA driver "
+            "for the image's CUDA 12.3 (nvidia-smi in the pod), or compile with --gpus 0")
 
     precision = config.precision
     if precision == "auto":

@@ -17,7 +17,7 @@ from tfx import v1 as tfx
 
 from trainer import bottleneck, data, devices, export, train
 from trainer import model as model_lib
-from trainer.contract import HISTORY_FILE, HPARAMS_KEY, LABEL_NAME
+from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, HPARAMS_KEY, LABEL_NAME
 from trainer.hparams import HParams
 
 
@@ -55,7 +55,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     plan = devices.plan_devices(hp.devices, devices.visible_gpus(),
                                 xla_compatible=hp.bottleneck_cache or not hp.augment.geometric,
                                 cpu_bfloat16=devices.cpu_supports_bfloat16())
-    record: dict = {"devices": plan.describe(), "warm_start_from": None,
+    # What the plan chose, in the model's metadata: the run summary and the report read it.
+    record: dict = {"devices": plan.describe(), DEVICE_PLAN_KEY: plan.to_record(),
+                    "warm_start_from": None,
                     "warm_started_weights": []}
     logging.info("devices: %s", plan.describe())
     with devices.devices_applied(plan) as strategy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from pathlib import Path
@@ -145,6 +146,9 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                         "does not run TFX's ExampleGen driver, which picks the span; use "
                         "--target vertex, or give Kubeflow a folder without spans")
     hparams = hparams_from_options(names, weights, options)
+    # A Trainer promised GPUs refuses to train on the CPU (trainer/devices.py, GpuMissingError).
+    hparams = dataclasses.replace(hparams, devices=dataclasses.replace(hparams.devices,
+                                                                        require_gpus=gpus))
     from pipeline.kubeflow.spec import StepResources, normalize_gpu_type, parse_memory_gb
 
     resources = StepResources(gpus=gpus, gpu_type=normalize_gpu_type(gpu_type),

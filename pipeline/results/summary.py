@@ -17,7 +17,7 @@ from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
 from pipeline.results.metadata import read_latest_run
-from trainer.contract import LABEL_NAME
+from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, LABEL_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,7 @@ class RunSummary:
     data_problems: list[str] = dataclasses.field(default_factory=list)
     data_compared_with: str = ""
     not_pushed_because: str = ""
+    devices: str = ""  # what the Trainer's device plan chose, e.g. '1 GPU: mixed_float16, ...'
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -74,6 +75,8 @@ class RunSummary:
         out.append("examples: " + ", ".join(
             f"{split} {n}" + self._by_class(split)
             for split, n in sorted(self.examples_per_split.items())))
+        if self.devices:
+            out.append(f"trained on {self.devices}")
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
@@ -192,6 +195,19 @@ def _gate_failures(evaluation_uri: str) -> list[str]:
     return reasons
 
 
+def device_plan_description(model_runs: list) -> str:
+    """What the Trainer's device plan chose, from the history.json beside its model; or ''."""
+    if not model_runs:
+        return ""
+    path = os.path.join(model_runs[0].uri, HISTORY_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            plan = json.load(handle).get(DEVICE_PLAN_KEY) or {}
+    except (OSError, ValueError):
+        return ""
+    return plan.get("description", "")
+
+
 def read_run_summary(metadata_path: Path, pipeline_name: str,
                      accuracy_threshold: float) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
@@ -252,4 +268,5 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         data_problems=data_problems,
         data_compared_with=data_compared_with,
         not_pushed_because=not_pushed_because,
+        devices=device_plan_description(outputs.get("Trainer", {}).get("model_run", [])),
     )

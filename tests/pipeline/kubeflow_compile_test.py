@@ -179,6 +179,8 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflo
     trainer_config = json.loads(_parameter(documents[0], "Trainer", "custom_config"))
     assert trainer_config["hparams"]["class_names"] == ["cats", "dogs"]  # from the data scan
     assert trainer_config["hparams"]["weights"] == WEIGHTS
+    # Promised two GPUs, the Trainer refuses to train on the CPU (trainer/devices.py).
+    assert trainer_config["hparams"]["devices"]["require_gpus"] == 2
 
 
 def test_kubeflow_package_is_schema_2_1_0_with_constant_parameters(kubeflow_package):

@@ -3,7 +3,9 @@
 import base64
 import html.parser
 import io
+import json
 import re
+import types
 
 import numpy as np
 import pytest
@@ -26,7 +28,7 @@ from pipeline.results.report.collect import (
     read_examples,
 )
 from pipeline.results.report.render import render_html
-from pipeline.results.summary import RunSummary
+from pipeline.results.summary import RunSummary, device_plan_description
 
 CLASSES = ("circle", "square")
 
@@ -217,3 +219,23 @@ def test_write_report_keeps_each_runs_page_and_the_latest_as_report_html(tmp_pat
         "run-20261123-100000.html", "run-20261123-110000.html"]
     assert (tmp_path / "reports" / "run-20261123-100000.html").read_text(encoding="utf-8") == page
     assert calls == [(tmp_path, "shapes", 8), (tmp_path, "shapes", 64)]
+
+
+DEVICES = "1 GPU: mixed_float16, XLA on, default strategy"
+
+
+def test_the_summary_and_the_report_say_what_the_device_plan_chose(tmp_path):
+    # As trainer/run.py writes it beside the model (trainer/devices.py DevicePlan.to_record).
+    (tmp_path / "history.json").write_text(json.dumps({"history": {}, "device_plan": {
+        "gpus": 1, "precision": "mixed_float16", "xla": "step", "strategy": "default strategy",
+        "description": DEVICES}}))
+    model_run = types.SimpleNamespace(uri=str(tmp_path))
+    assert device_plan_description([model_run]) == DEVICES
+    assert device_plan_description([]) == ""
+    summary = _summary(devices=device_plan_description([model_run]))
+    lines = summary.lines()
+    assert lines[lines.index(f"trained on {DEVICES}") - 1].startswith("examples: ")
+    assert "trained on" not in "\n".join(_summary().lines())  # older runs recorded no plan
+    data = _full_data()
+    data.summary = summary
+    assert f"epoch(s) on {DEVICES}." in render_html(data)

@@ -192,6 +192,39 @@ def test_missing_keys_take_their_defaults_and_unknown_keys_are_an_error():
         DeviceConfig.from_config({"xla": "off", "gpu_count": 2})
 
 
+@pytest.mark.parametrize("require_gpus,gpu_names,seen", [
+    (1, NO_GPU, "none"), (2, ONE_GPU, "only 1")])
+def test_a_trainer_promised_gpus_refuses_to_train_without_them(require_gpus, gpu_names, seen):
+    with pytest.raises(devices.GpuMissingError) as error:
+        plan_devices(DeviceConfig(require_gpus=require_gpus), gpu_names)
+    message = str(error.value)
+    assert message.startswith(f"the Trainer was promised {require_gpus} GPU(s) but TensorFlow "
+                              f"sees {seen}; refusing to train on the CPU")
+    assert "CUDA 12.3" in message and "--gpus 0" in message and "\n" not in message
+
+
+def test_the_gpus_promised_are_used_and_none_promised_lets_the_cpu_train():
+    assert plan_devices(DeviceConfig(require_gpus=2), TWO_GPUS).strategy_name == "mirrored"
+    assert plan_devices(DeviceConfig(require_gpus=1), TWO_GPUS).gpus == 2
+    assert plan_devices(DeviceConfig(), NO_GPU).gpus == 0  # 'auto' on the CPU, as asked
+    assert DeviceConfig.from_config({"require_gpus": 1}) == DeviceConfig(require_gpus=1)
+    with pytest.raises(ValueError, match="require_gpus"):
+        DeviceConfig(require_gpus=-1)
+
+
+@pytest.mark.parametrize("gpu_names,record", [
+    (NO_GPU, {"gpus": 0, "precision": "float32", "xla": "optimizer update",
+              "strategy": "default strategy",
+              "description": "CPU: float32, XLA for the optimizer update, default strategy"}),
+    (TWO_GPUS, {"gpus": 2, "precision": "mixed_float16", "xla": "step",
+                "strategy": "MirroredStrategy",
+                "description": "2 GPUs: mixed_float16, XLA on, MirroredStrategy"}),
+])
+def test_the_plan_is_recorded_as_json(gpu_names, record):
+    plan = plan_devices(DeviceConfig(), gpu_names)
+    assert json.loads(json.dumps(plan.to_record())) == record
+
+
 # The plan's real effect, on this machine.
 
 def test_visible_gpus_asks_tensorflow_for_gpus_and_returns_their_names(monkeypatch):

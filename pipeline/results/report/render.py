@@ -102,7 +102,8 @@ def _augmentation(data: ReportData) -> str:
 
 def _curves(data: ReportData) -> str:
     epochs = len(data.history.get("loss", []))
-    return (f"<p>{epochs} epoch(s).</p>"
+    where = f" on {data.summary.devices}" if data.summary and data.summary.devices else ""
+    return (f"<p>{epochs} epoch(s){_e(where)}.</p>"
             + _img(plots.training_curves(data.history), "accuracy and loss per epoch"))
 
 
