@@ -29,6 +29,20 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
+def cluster_uri(flag: str, value: str) -> str:
+    """A gs:// URI, the one remote scheme TensorFlow 2.16 in the image reads and writes."""
+    scheme = value.split("://", 1)[0].lower() if not is_local(value) else ""
+    if scheme == "gs" and value[len("gs://"):].strip("/"):
+        return value.rstrip("/")
+    if scheme:
+        raise UserError(f"{flag} {value}: the image's TensorFlow 2.16 reads and writes gs:// "
+                        f"only ({scheme}:// needs tensorflow-io, which the image lacks); use a "
+                        "gs://BUCKET/... path")
+    raise UserError(f"{flag} {value} is a path on this machine, which the pipeline's pods cannot "
+                    "see; copy it to a bucket (gsutil -m cp -r) and pass gs://BUCKET/..., see "
+                    "docs/kubeflow-vertex.md")
+
+
 def beam_args(values: tuple[str, ...]) -> tuple[str, ...]:
     """`--beam-pipeline-args`, each a flag or a quoted string of flags, as one tuple."""
     args = tuple(arg for value in values for arg in shlex.split(value))
@@ -53,9 +67,9 @@ def remote_weights(value: str) -> str:
     return value
 
 
-def class_names_and_layout(data: str, classes: str | None, layout: str | None,
-                           span: int | None) -> tuple[tuple[str, ...], tuple[bool, bool]]:
-    """From `--classes`/`--layout` when given, else from a scan of a local `--data` folder."""
+def class_names_and_layout(data: str, classes: str | None, layout: str | None
+                           ) -> tuple[tuple[str, ...], tuple[bool, bool]]:
+    """From `--classes`/`--layout`: the gs:// `--data` is not read on this machine."""
     if classes is not None:
         names = tuple(sorted({name.strip() for name in classes.split(",") if name.strip()}))
         if len(names) < 2:
@@ -65,17 +79,8 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
             raise UserError("--classes skips reading the data, so give its --layout too: "
                             + ", ".join(LAYOUTS))
         return names, LAYOUTS[layout]
-    if not is_local(data):
-        raise UserError(f"--data {data} cannot be read here to find its classes; pass "
-                        "--classes a,b and --layout (the folder names, as the data has them)")
-    from pipeline.local.dataset import scan_dataset
-
-    scan = scan_dataset(Path(data), span)
-    found = (bool(scan.spans), scan.given_splits)
-    if layout is not None and LAYOUTS[layout] != found:
-        raise UserError(f"--layout {layout} does not match {data}, which is laid out as "
-                        f"{next(k for k, v in LAYOUTS.items() if v == found)}")
-    return scan.class_names, found
+    raise UserError(f"--data {data} cannot be read here to find its classes; pass "
+                    "--classes a,b and --layout (the folder names, as the data has them)")
 
 
 @click.command("compile")
@@ -85,13 +90,15 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None,
 @click.option("--image", required=True,
               help="The container image every component runs (built from the Dockerfile).")
 @click.option("--pipeline-root", required=True,
-              help="Where runs write artifacts, e.g. gs://bucket/imgpipe/root.")
+              help="Where runs write artifacts: gs://bucket/imgpipe/root (the image's "
+                   "TensorFlow writes gs:// only).")
 @click.option("--output", "output_file", required=True, type=click.Path(path_type=Path),
               help="The package to write: .yaml for kubeflow, .json for vertex.")
 @click.option("--data", "data_uri", required=True,
-              help="The images as the cluster sees them (gs://..., or a mounted path).")
+              help="The images, as gs://bucket/images (a path on this machine is refused: the "
+                   "pods cannot see it).")
 @click.option("--classes", default=None,
-              help="Class names a,b when --data cannot be read here (the Trainer takes the names "
+              help="Class names a,b (gs:// --data is not read here; the Trainer takes the names "
                    "from the curated schema at run time).")
 @click.option("--layout", type=click.Choice(list(LAYOUTS)), default=None,
               help="With --classes: DATA/<class>/, DATA/train|eval/<class>/, "
@@ -139,8 +146,11 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
     if not image.strip() or any(c.isspace() for c in image):
         raise UserError(f"--image {image!r} is not an image reference, e.g. "
                         "europe-docker.pkg.dev/PROJECT/imgpipe/imgpipe:1")
-    names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout,
-                                                          options["span"])
+    pipeline_root = cluster_uri("--pipeline-root", pipeline_root)
+    data_uri = cluster_uri("--data", data_uri)
+    if serving_dir is not None:
+        serving_dir = cluster_uri("--serving-dir", serving_dir)
+    names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout)
     if target == "kubeflow" and spans:
         raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
                         "does not run TFX's ExampleGen driver, which picks the span; use "
@@ -159,7 +169,7 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
 
     from pipeline.kubeflow.compile import RemotePaths, RemoteTarget, compile_package
 
-    data_root = str(Path(data_uri).resolve()) if is_local(data_uri) else data_uri.rstrip("/")
+    data_root = data_uri
     paths = RemotePaths(pipeline_root.rstrip("/"), serving_dir)
     destination = Destination(pipeline_name=model_name, pipeline_root=paths.pipeline_root,
                               data_root=data_root,

@@ -133,17 +133,12 @@ def test_vertex_push_goes_under_the_pipeline_root_and_custom_types_import(vertex
 
 @pytest.fixture(scope="module")
 def kubeflow_package(tmp_path_factory) -> tuple[Path, str]:
-    """A kubeflow package compiled from a local folder of two classes, and what compile said."""
-    tmp_path = tmp_path_factory.mktemp("kubeflow")
-    data = tmp_path / "images"
-    for name in ("cats", "dogs"):
-        (data / name).mkdir(parents=True)
-        (data / name / "1.jpg").write_bytes(b"\xff\xd8\xff")
-    out = tmp_path / "pipeline.yaml"
+    """A kubeflow package of two classes on GPUs, and what compile said."""
+    out = tmp_path_factory.mktemp("kubeflow") / "pipeline.yaml"
     result = _compile(
-        "--target", "kubeflow", "--pipeline-root", "s3://bucket/root", "--output", str(out),
-        "--data", str(data), "--serving-dir", "s3://bucket/models", "--gpus", "2",
-        "--gpu-type", "nvidia-l4")
+        "--target", "kubeflow", "--pipeline-root", "gs://bucket/root", "--output", str(out),
+        "--data", "gs://bucket/images", "--classes", "dogs,cats", "--layout", "classes",
+        "--serving-dir", "gs://bucket/models", "--gpus", "2", "--gpu-type", "nvidia-l4")
     assert result.exit_code == 0, (result.output, result.exception)
     return out, result.output
 
@@ -155,7 +150,7 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflo
     assert len(documents) == 2  # the PipelineSpec, then Kubernetes' platform spec
     doc = _extract_pipeline_yaml(str(out))  # exactly what kfp.Client uploads
     spec = doc.pipeline_spec
-    assert spec.default_pipeline_root == "s3://bucket/root"
+    assert spec.default_pipeline_root == "gs://bucket/root"
     assert not any("resolver" in name for name in spec.root.dag.tasks)
     assert "base_model" not in spec.root.dag.tasks["Trainer"].inputs.artifacts
     assert "baseline_model" not in spec.root.dag.tasks["Evaluator"].inputs.artifacts
@@ -175,9 +170,9 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(kubeflo
         assert container["resources"] == {"cpuLimit": 2.0, "cpuRequest": 2.0, "memoryLimit": 8.0,
                                           "memoryRequest": 8.0}, name
     assert _parameter(documents[0], "Pusher", "serving_model_dir") == (
-        "s3://bucket/models/image-classifier")
+        "gs://bucket/models/image-classifier")
     trainer_config = json.loads(_parameter(documents[0], "Trainer", "custom_config"))
-    assert trainer_config["hparams"]["class_names"] == ["cats", "dogs"]  # from the data scan
+    assert trainer_config["hparams"]["class_names"] == ["cats", "dogs"]  # --classes, sorted
     assert trainer_config["hparams"]["weights"] == WEIGHTS
     # Promised two GPUs, the Trainer refuses to train on the CPU (trainer/devices.py).
     assert trainer_config["hparams"]["devices"]["require_gpus"] == 2
@@ -281,6 +276,37 @@ def test_compile_refuses_before_compiling(tmp_path, args, expected):
     assert isinstance(result.exception, UserError), result.output
     assert expected in str(result.exception)
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("flag,value,expected", [
+    ("--pipeline-root", "s3://b/root", "--pipeline-root s3://b/root: the image's TensorFlow 2.16 "
+     "reads and writes gs:// only (s3:// needs tensorflow-io, which the image lacks)"),
+    ("--pipeline-root", "minio://b/root", "(minio:// needs tensorflow-io"),
+    ("--serving-dir", "hdfs://n/models", "(hdfs:// needs tensorflow-io"),
+    ("--data", "s3://b/images", "--data s3://b/images: the image's TensorFlow 2.16"),
+    ("--pipeline-root", "gs://", "gs:// only"),
+])
+def test_compile_refuses_what_the_images_tensorflow_cannot_reach(tmp_path, flag, value,
+                                                                 expected):
+    args = {"--pipeline-root": "gs://b/root", "--data": "gs://b/images", flag: value}
+    result = _compile("--target", "vertex", "--output", str(tmp_path / "p.json"), "--classes",
+                      "a,b", "--layout", "classes", *[x for kv in args.items() for x in kv])
+    assert isinstance(result.exception, UserError), result.output
+    assert expected in str(result.exception) and "\n" not in str(result.exception)
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_compile_refuses_a_data_folder_only_this_machine_sees(tmp_path):
+    data = tmp_path / "images"
+    for name in ("cats", "dogs"):
+        (data / name).mkdir(parents=True)
+    result = _compile("--target", "kubeflow", "--output", str(tmp_path / "p.yaml"),
+                      "--pipeline-root", "gs://b/root", "--data", str(data))
+    assert isinstance(result.exception, UserError), result.output
+    assert str(result.exception) == (
+        f"--data {data} is a path on this machine, which the pipeline's pods cannot see; copy it "
+        "to a bucket (gsutil -m cp -r) and pass gs://BUCKET/..., see docs/kubeflow-vertex.md")
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def test_compile_needs_explicit_weights_and_the_right_suffix(tmp_path):
