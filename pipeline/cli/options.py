@@ -167,7 +167,8 @@ PIPELINE_OPTIONS = [
                       "path); not used with DATA/train/ and DATA/eval/ folders."),
     click.option("--max-quarantined", default=0.05, show_default=True,
                  type=click.FloatRange(0.0, 1.0),
-                 help="Stop when more than this fraction of the files found cannot be used."),
+                 help="Stop when more than this fraction of the files found cannot be used "
+                      "(system files such as .DS_Store are skipped, not counted)."),
     click.option("--max-pixels", default=50_000_000, show_default=True,
                  type=click.IntRange(1), help="Images with more pixels are quarantined unread."),
     click.option("--max-class-drift", default=0.25, show_default=True,

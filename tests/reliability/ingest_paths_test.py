@@ -53,6 +53,7 @@ def hostile(tmp_path_factory, image_files) -> dict:
     data, outside, out = root / "data", root / "outside", root / "out"
     good: dict[str, str] = {}  # relative path -> class
     bad: dict[str, str] = {}  # relative path -> kind
+    system: set[str] = set()  # hidden names: skipped, not quarantined
     for c, name in enumerate(("cats", "dogs")):
         (data / name).mkdir(parents=True)
         for i in range(4):
@@ -64,14 +65,17 @@ def hostile(tmp_path_factory, image_files) -> dict:
     for i, file_name in enumerate(ESCAPING_NAMES):
         (data / "cats" / file_name).write_bytes(image(50 + i, "PNG"))
         good[f"cats/{file_name}"] = "cats"
-    hidden = {".DS_Store": "hidden", "cats/..%2f..%2fevil.jpg": "hidden",
-              "cats/..\u2044..\u2044x.jpg": "hidden",
-              "dogs/.\u2215hidden.jpg": "hidden", "LICENSE.txt": "not_in_class",
-              "cats/sub/deep.jpg": "nested"}
-    for relative, kind in hidden.items():
+    misplaced = {".DS_Store": None, "cats/..%2f..%2fevil.jpg": None,
+                 "cats/..\u2044..\u2044x.jpg": None, "dogs/.\u2215hidden.jpg": None,
+                 ".git/..%2fhead": None, "LICENSE.txt": "not_in_class",
+                 "cats/sub/deep.jpg": "nested"}
+    for relative, kind in misplaced.items():
         (data / relative).parent.mkdir(parents=True, exist_ok=True)
         (data / relative).write_bytes(image(70, "JPEG"))
-        bad[relative] = kind
+        if kind is None:
+            system.add(relative)
+        else:
+            bad[relative] = kind
     # Links out of the data folder: a file, and a whole class folder.
     (outside / "more").mkdir(parents=True)
     (outside / "secret.jpg").write_bytes(image(80, "JPEG"))
@@ -97,7 +101,8 @@ def hostile(tmp_path_factory, image_files) -> dict:
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout.strip().splitlines()[-1])
     return {"data": data, "outside": outside, "out": out, "work": work, "home": home,
-            "tmp": tmp, "good": good, "bad": bad, "record": record, "before": before,
+            "tmp": tmp, "good": good, "bad": bad, "system": system, "record": record,
+            "before": before,
             "written": _written_paths(trace.read_text(encoding="utf-8"), work)}
 
 
@@ -147,7 +152,8 @@ def test_nothing_is_written_outside_the_output(hostile):
 
 
 def test_no_data_file_name_reaches_a_path_written_outside_the_output(hostile):
-    names = {Path(relative).name for relative in [*hostile["good"], *hostile["bad"]]}
+    names = {Path(relative).name
+             for relative in [*hostile["good"], *hostile["bad"], *hostile["system"]]}
     names -= {"0.jpg", "1.jpg", "2.jpg", "3.jpg"}  # too common to attribute
     leaked = [p for p in hostile["written"] if not _under(p, hostile["out"])
               and any(name in p for name in names)]
@@ -159,15 +165,21 @@ def test_data_outside_and_working_folders_are_unchanged(hostile):
         assert _listing(folder) == listing, folder
 
 
-def test_every_file_is_ingested_or_quarantined_with_its_kind(hostile):
-    record, good, bad = hostile["record"], hostile["good"], hostile["bad"]
-    assert record["files_found"] == len(good) + len(bad)
+def test_every_file_is_ingested_quarantined_with_its_kind_or_skipped(hostile):
+    record, good, bad, system = (hostile["record"], hostile["good"], hostile["bad"],
+                                 hostile["system"])
+    assert record["files_found"] == len(good) + len(bad) + len(system)
     assert record["ingested"] == len(good)
     assert record["quarantined"] == len(bad)
+    assert record["skipped"] == len(system)
     report_path = Path(record["quarantine_report"])
     assert _under(str(report_path), hostile["out"])
     report = [json.loads(line) for line in report_path.read_text(encoding="utf-8").splitlines()]
     assert {r["path"]: r["kind"] for r in report} == bad
+    skipped_path = Path(record["skipped_report"])
+    assert _under(str(skipped_path), hostile["out"])
+    listed = [json.loads(line) for line in skipped_path.read_text(encoding="utf-8").splitlines()]
+    assert {r["path"] for r in listed} == system
     per_class = json.loads(record["ingested_per_class"])
     expected = {name: sum(1 for c in good.values() if c == name) for name in per_class}
     assert per_class == expected and set(per_class) == {"cats", "dogs", "linked"}
