@@ -1,4 +1,5 @@
-"""The house rules, read from the source's syntax tree: who may import whom (docs/development.md).
+"""The house rules, read from the source's syntax tree: who may import whom, and how a value is
+checked against a pattern (docs/development.md).
 
 Each rule names the files that break it, so a change that breaks one says where.
 """
@@ -209,3 +210,25 @@ def test_the_contract_imports_no_tensorflow():
                for alias in node.names}
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert modules <= {"__future__", "logging"}, modules
+
+
+def _patterns(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, pattern) of every literal pattern given to `re.compile/match/search/fullmatch`."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                and node.func.attr in ("compile", "match", "search", "fullmatch") and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def test_no_pattern_is_anchored_with_a_dollar_that_lets_a_trailing_newline_through():
+    # `$` also matches before a final newline, so `^name$` with `.match` accepts "clf\n";
+    # a whole value is checked with `.fullmatch` (or `\Z`).
+    anchored = [f"{path}:{line} {pattern!r}" for path, tree in SOURCES.items()
+                for line, pattern in _patterns(tree)
+                if pattern.endswith("$") and not pattern.endswith("\\$")]
+    assert anchored == []
+    assert _patterns(ast.parse('import re\nre.compile(r"^a$")')) == [(2, "^a$")]

@@ -21,7 +21,7 @@ import re
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 
 CLASS_FILES = "*/*"
-SPAN_FOLDER = re.compile(r"^span-([0-9]+)$")
+SPAN_FOLDER = re.compile(r"span-([0-9]+)")
 SKIPPED = "skipped"  # the kind `classify` gives a system file: listed, not quarantined
 # What file managers write beside the data, by lower-cased name. Names starting with '.' (macOS
 # Finder's .DS_Store, its ._* AppleDouble files, hidden folders such as .git) are skipped too.
@@ -136,7 +136,7 @@ def _span_folders(input_base: str) -> dict[int, str]:
 
     folders = {}
     for name in tf.io.gfile.listdir(input_base):
-        match = SPAN_FOLDER.match(name.rstrip("/"))
+        match = SPAN_FOLDER.fullmatch(name.rstrip("/"))
         if match:
             folders[int(match.group(1))] = name.rstrip("/")
     return folders
@@ -187,7 +187,7 @@ def window_roots(input_base: str, roots: list[str], span: int, window: int
 
 def span_of(relative: str) -> int | None:
     """The span number of a path relative to the data root (`span-<N>/...`), None outside."""
-    match = SPAN_FOLDER.match(relative.split("/", 1)[0])
+    match = SPAN_FOLDER.fullmatch(relative.split("/", 1)[0])
     return int(match.group(1)) if match else None
 
 

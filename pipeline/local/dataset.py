@@ -51,7 +51,7 @@ class DatasetScan:
 def _spans(root: Path) -> dict[int, Path]:
     spans = {}
     for child in root.iterdir():
-        match = SPAN_FOLDER.match(child.name)
+        match = SPAN_FOLDER.fullmatch(child.name)
         if match and child.is_dir():
             spans[int(match.group(1))] = child
     return spans

@@ -138,6 +138,8 @@ def test_kubeflow_package_is_yaml_the_kfp_client_reads_without_resolvers(tmp_pat
     (["--target", "vertex", "--classes", "a", "--layout", "classes"], "at least two class"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--model-name",
       "image_classifier"], "--model-name 'image_classifier'"),
+    (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--model-name",
+      "image-classifier\n"], "--model-name 'image-classifier\\n'"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--weights",
       "gs://b/w.h5"], "bake the file into the image"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--trainer-memory",
