@@ -40,6 +40,10 @@ from trainer.transform import (  # noqa: E402
 )
 
 IMAGE_SIZE = 75
+# The time limit of a test without the slow marker, or a limit of its own (pyproject.toml's
+# `timeout`, 1800 s, holds for the slow ones). The slowest such test measured about 80 s on two
+# busy cores (the serving load test's set-up).
+FAST_TEST_TIMEOUT = 600
 # The programs the suite runs besides Python -> the Debian package holding each: the Makefile's
 # TEST_TOOLS, which `make test-tools` installs (and `make test` runs first).
 REQUIRED_TOOLS = {
@@ -47,6 +51,13 @@ REQUIRED_TOOLS = {
     "chromium": "chromium",  # pipeline/report_chromium_test.py: the run report in a browser
     "setpriv": "util-linux",  # reliability/unreadable_test.py: file modes that hold for root
 }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests without the slow marker and without a `timeout` marker get FAST_TEST_TIMEOUT."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
