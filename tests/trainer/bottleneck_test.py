@@ -262,6 +262,7 @@ def test_the_flags_turn_the_cache_on():
     assert result.output == "True 4 128 128\n"
 
 
+@pytest.mark.slow  # the Trainer's whole run_fn: caches, trains, exports
 def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_output, tmp_path,
                                                                       write_records):
     import json
