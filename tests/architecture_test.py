@@ -232,3 +232,25 @@ def test_no_pattern_is_anchored_with_a_dollar_that_lets_a_trailing_newline_throu
                 if pattern.endswith("$") and not pattern.endswith("\\$")]
     assert anchored == []
     assert _patterns(ast.parse('import re\nre.compile(r"^a$")')) == [(2, "^a$")]
+
+
+def _prefix_matches(trees: dict[str, ast.Module]) -> list[str]:
+    """`NAME.match(...)` calls where NAME is a module-level pattern not anchored with '^'."""
+    unanchored = {target.id for tree in trees.values() for node in tree.body
+                  if isinstance(node, ast.Assign) and len(node.targets) == 1
+                  and isinstance(target := node.targets[0], ast.Name)
+                  and any(pattern and not pattern.startswith("^")
+                          for _, pattern in _patterns(ast.Module([node], [])))}
+    return [f"{path}:{node.lineno} {node.func.value.id}.match"
+            for path, tree in trees.items() for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "match" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in unanchored]
+
+
+def test_a_pattern_written_for_fullmatch_is_not_read_with_match():
+    # Patterns for whole values are written without '^...$' and read with `.fullmatch`;
+    # `.match` would accept any value that merely starts like one.
+    assert _prefix_matches(SOURCES) == []
+    example = ast.parse('import re\nNAME = re.compile(r"[a-z]+")\nNAME.match(x)')
+    assert _prefix_matches({"example.py": example}) == ["example.py:3 NAME.match"]
