@@ -4,16 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 IMGPIPE := $(VENV)/bin/imgpipe
 STAMP := $(VENV)/.installed
-# Debian packages the tests use: chromium renders the run report (report_chromium_test.py);
-# strace watches every file the ExampleGen writes (tests/reliability/ingest_paths_test.py).
-TEST_TOOLS := /usr/bin/chromium /usr/bin/strace
+# Programs the tests run, from Debian packages: chromium renders the run report
+# (report_chromium_test.py); strace watches every file the ExampleGen writes
+# (reliability/ingest_paths_test.py); setpriv (util-linux) drops root's file-mode override
+# (reliability/unreadable_test.py). A test whose tool is missing fails (tests/conftest.py's
+# REQUIRED_TOOLS), never skips.
+TEST_TOOLS := /usr/bin/chromium /usr/bin/strace /usr/bin/setpriv
+TEST_PACKAGES := chromium strace util-linux
 
 # The demo: a base pretrained on six source shapes, transferred to two shapes it never saw.
 DEMO := build/demo
 DEMO_SOURCE_SHAPES := square,triangle,ring,stripes,star,diamond
 DEMO_SIZE := 150
 
-.PHONY: setup demo test lint format docs bench image clean
+.PHONY: setup demo test test-tools lint format docs bench image clean
 
 setup: $(STAMP)
 
@@ -47,14 +51,16 @@ format: setup
 docs: setup
 	$(PY) -m pipeline.cli.reference > docs/flags.md
 
-test: setup lint $(TEST_TOOLS)
+test: setup lint test-tools
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+test-tools: $(TEST_TOOLS)
 
 # Installed once, when missing (as root, or through sudo).
 $(TEST_TOOLS):
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium strace >/dev/null
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null
 
 # Benchmarks write JSON and Markdown, with the date and the machine, to benchmarks/results/.
 bench: setup

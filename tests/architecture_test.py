@@ -1,4 +1,5 @@
-"""The house rules, read from the source's syntax tree: who may import whom (docs/development.md).
+"""The house rules, read from the source's syntax tree: who may import whom, and how a value is
+checked against a pattern (docs/development.md).
 
 Each rule names the files that break it, so a change that breaks one says where.
 """
@@ -209,3 +210,47 @@ def test_the_contract_imports_no_tensorflow():
                for alias in node.names}
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert modules <= {"__future__", "logging"}, modules
+
+
+def _patterns(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, pattern) of every literal pattern given to `re.compile/match/search/fullmatch`."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re"
+                and node.func.attr in ("compile", "match", "search", "fullmatch") and node.args
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def test_no_pattern_is_anchored_with_a_dollar_that_lets_a_trailing_newline_through():
+    # `$` also matches before a final newline, so `^name$` with `.match` accepts "clf\n";
+    # a whole value is checked with `.fullmatch` (or `\Z`).
+    anchored = [f"{path}:{line} {pattern!r}" for path, tree in SOURCES.items()
+                for line, pattern in _patterns(tree)
+                if pattern.endswith("$") and not pattern.endswith("\\$")]
+    assert anchored == []
+    assert _patterns(ast.parse('import re\nre.compile(r"^a$")')) == [(2, "^a$")]
+
+
+def _prefix_matches(trees: dict[str, ast.Module]) -> list[str]:
+    """`NAME.match(...)` calls where NAME is a module-level pattern not anchored with '^'."""
+    unanchored = {target.id for tree in trees.values() for node in tree.body
+                  if isinstance(node, ast.Assign) and len(node.targets) == 1
+                  and isinstance(target := node.targets[0], ast.Name)
+                  and any(pattern and not pattern.startswith("^")
+                          for _, pattern in _patterns(ast.Module([node], [])))}
+    return [f"{path}:{node.lineno} {node.func.value.id}.match"
+            for path, tree in trees.items() for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "match" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in unanchored]
+
+
+def test_a_pattern_written_for_fullmatch_is_not_read_with_match():
+    # Patterns for whole values are written without '^...$' and read with `.fullmatch`;
+    # `.match` would accept any value that merely starts like one.
+    assert _prefix_matches(SOURCES) == []
+    example = ast.parse('import re\nNAME = re.compile(r"[a-z]+")\nNAME.match(x)')
+    assert _prefix_matches({"example.py": example}) == ["example.py:3 NAME.match"]

@@ -2,14 +2,18 @@
 
 `transform_output` is a real Transform graph (tf.Transform's Beam API) for tests that export or
 serve a model without running the pipeline. `image_files` makes image files of every good format
-and every kind of bad file (the ExampleGen's and the reliability tests').
+and every kind of bad file (the ExampleGen's and the reliability tests'). `required_tool` finds
+a program the suite needs besides Python, and fails the test when it is missing: a test that
+cannot check its promise must not pass as skipped.
 """
 
 import functools
 import io
 import os
+import shutil
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 # Keras 2 (tf_keras), as the CLI's entry point and TFX's module files choose it.
@@ -36,6 +40,47 @@ from trainer.transform import (  # noqa: E402
 )
 
 IMAGE_SIZE = 75
+# The time limit of a test without the slow marker, or a limit of its own (pyproject.toml's
+# `timeout`, 1800 s, holds for the slow ones). The slowest such test measured about 80 s on two
+# busy cores (the serving load test's set-up).
+FAST_TEST_TIMEOUT = 600
+# The programs the suite runs besides Python -> the Debian package holding each: the Makefile's
+# TEST_TOOLS, which `make test-tools` installs (and `make test` runs first).
+REQUIRED_TOOLS = {
+    "strace": "strace",  # reliability/ingest_paths_test.py: every file the ExampleGen writes
+    "chromium": "chromium",  # pipeline/report_chromium_test.py: the run report in a browser
+    "setpriv": "util-linux",  # reliability/unreadable_test.py: file modes that hold for root
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests without the slow marker and without a `timeout` marker get FAST_TEST_TIMEOUT."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def required_tools() -> dict[str, str]:
+    """The programs the suite needs besides Python -> the Debian package holding each."""
+    return dict(REQUIRED_TOOLS)
+
+
+@pytest.fixture(scope="session")
+def required_tool() -> Callable[[str], str]:
+    """`required_tool(name)`: the path of a program in REQUIRED_TOOLS; the test fails, naming
+    the make target that installs it, when it is missing (never skips)."""
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            pytest.fail(f"{name} is not installed (Debian package {REQUIRED_TOOLS[name]}), and "
+                        "this test needs it: run 'make test-tools' (as root or with sudo; "
+                        "'make test' runs it first), then the tests again", pytrace=False)
+        return path
+
+    return find
+
 
 
 def _write_records(path: Path, images: np.ndarray, labels: np.ndarray) -> str:

@@ -1,13 +1,14 @@
-"""The image ExampleGen's executor: every file ingested or quarantined, in TFX's output layout.
+"""The image ExampleGen's executor: every file ingested, quarantined or skipped, in TFX's layout.
 
 `Do` lists every file under each split's folder first (the driver has already put the chosen
 span into the patterns; with a span window, the folders of the earlier spans of the window are
-listed too), quarantines what cannot be a labelled image by its path, and hands the rest to
+listed too), skips system files (`files.classify`: listed apart, never counted as
+quarantined), quarantines what cannot be a labelled image by its path, and hands the rest to
 Beam, which reads, checks and converts each file in parallel (`convert.py`, the only code Beam's
 workers import). Files that fail the image checks are written by Beam beside the examples; `Do`
-then merges them into the quarantine report, records the counts and class names on the
-Examples artifact, and fails the component when the input is not fit to train on (too many
-quarantined files, or a class with no image).
+then merges them into the quarantine report, writes the skipped report, records the counts and
+class names on the Examples artifact, and fails the component when the input is not fit to
+train on (too many quarantined files, or a class with no image).
 
 The Beam pipeline is this executor's own (`GenerateExamplesByBeam`, TFX's extension point, and
 the writing in `Do`), with TFX's semantics: output splits by TFX's hash of the partition
@@ -35,7 +36,13 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.image_example_gen import convert, files, properties
-from components.image_example_gen.report import REPORT_FILE, IngestReport, QuarantinedFile
+from components.image_example_gen.report import (
+    REPORT_FILE,
+    SKIPPED_FILE,
+    IngestReport,
+    QuarantinedFile,
+    SkippedFile,
+)
 from components.image_example_gen.settings import IngestSettings, window_from_exec_properties
 from trainer.contract import INGEST_TOTAL
 
@@ -136,7 +143,7 @@ class Executor(BaseExampleGenExecutor):
 
     def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],  # noqa: N802
            exec_properties: dict[str, Any]) -> None:
-        """Ingests or quarantines every file, then records the report on the Examples artifact."""
+        """Ingests, quarantines or skips every file; records the reports on the Examples."""
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         settings = IngestSettings.from_exec_properties(exec_properties)
@@ -154,7 +161,8 @@ class Executor(BaseExampleGenExecutor):
                  for pattern, listing in roots.items()}
         everything = [f for listing in found.values() for f in listing]
         by_path = [QuarantinedFile(f.relative, *f.problem, f.class_name)
-                   for f in everything if f.problem]
+                   for f in everything if f.problem and not f.skipped]
+        skipped = tuple(SkippedFile(f.relative, f.problem[1]) for f in everything if f.skipped)
         plan = _Plan(
             candidates={p: [(f.path, f.relative, f.class_name) for f in listing if not f.problem]
                         for p, listing in found.items()},
@@ -172,10 +180,10 @@ class Executor(BaseExampleGenExecutor):
         tf.io.gfile.rmtree(plan.parts_dir)
         per_class: dict[str, int] = {name: 0 for name in class_names}
         for f in everything:
-            if f.class_name in per_class:
+            if f.class_name in per_class and not f.skipped:
                 per_class[f.class_name] += 1
         report = IngestReport(class_names, len(everything), per_class,
-                              tuple(by_path + by_content))
+                              tuple(by_path + by_content), skipped)
         _write_report(examples, report)
         examples.set_string_custom_property(properties.FOLDERS_READ, json.dumps(
             [posixpath.join(input_base, root) for root in all_roots], ensure_ascii=False))
@@ -198,10 +206,13 @@ class Executor(BaseExampleGenExecutor):
 
 
 def _write_report(examples: Any, report: IngestReport) -> None:
-    """The quarantine report file, and the counts and class names as artifact properties."""
+    """The quarantine and skipped reports, and the counts and class names as properties."""
     path = posixpath.join(examples.uri, REPORT_FILE)
     with tf.io.gfile.GFile(path, "w") as handle:
         handle.write("".join(line + "\n" for line in report.lines()))
+    skipped_path = posixpath.join(examples.uri, SKIPPED_FILE)
+    with tf.io.gfile.GFile(skipped_path, "w") as handle:
+        handle.write("".join(line + "\n" for line in report.skipped_lines()))
     examples.set_string_custom_property(properties.CLASS_NAMES, json.dumps(list(report.class_names),
                                                                   ensure_ascii=False))
     examples.set_int_custom_property(properties.FILES_FOUND, report.files_found)
@@ -212,6 +223,8 @@ def _write_report(examples: Any, report: IngestReport) -> None:
     examples.set_string_custom_property(properties.INGESTED_PER_CLASS, json.dumps(
         report.ingested_per_class, ensure_ascii=False))
     examples.set_string_custom_property(properties.QUARANTINE_REPORT, path)
+    examples.set_int_custom_property(properties.SKIPPED, report.skipped_count)
+    examples.set_string_custom_property(properties.SKIPPED_REPORT, skipped_path)
 
 
 def _record_window(examples: Any, window: int, spans_read: list[int], report: IngestReport,
@@ -221,7 +234,7 @@ def _record_window(examples: Any, window: int, spans_read: list[int], report: In
     per_span = {number: 0 for number in spans_read}
     for f in everything:
         number = files.span_of(f.relative)
-        if number in per_span and f.relative not in quarantined:
+        if number in per_span and f.relative not in quarantined and not f.skipped:
             per_span[number] += 1
     examples.set_int_custom_property(properties.WINDOW, window)
     examples.set_string_custom_property(properties.SPANS_READ, ",".join(map(str, spans_read)))

@@ -3,7 +3,13 @@
 A split's input pattern is `<root>/*/*` (`*/*` for the data root itself), where `<root>` may hold
 TFX's `{SPAN}`/`{VERSION}` placeholders, already replaced by the driver with the chosen span when
 the executor runs. The executor does not trust the glob to find everything: it walks `<root>`
-completely, so every file there is either ingested or quarantined with a reason.
+completely, so every file there is ingested, quarantined with a reason, or skipped as a system
+file.
+
+`classify` is the one rule, used by the ExampleGen and by `imgpipe run`'s scan of the data folder
+before anything runs: what the operating system leaves in folders (`system_file_reason`) is
+skipped, listed but never counted as quarantined; any other file that is not an image directly in
+a class folder is quarantined.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ import re
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 
 CLASS_FILES = "*/*"
-SPAN_FOLDER = re.compile(r"^span-([0-9]+)$")
+SPAN_FOLDER = re.compile(r"span-([0-9]+)")
+SKIPPED = "skipped"  # the kind `classify` gives a system file: listed, not quarantined
+# What file managers write beside the data, by lower-cased name. Names starting with '.' (macOS
+# Finder's .DS_Store, its ._* AppleDouble files, hidden folders such as .git) are skipped too.
+SYSTEM_FILE_NAMES = {
+    "thumbs.db": "Windows Explorer's thumbnail cache",
+    "ehthumbs.db": "Windows Media Center's thumbnail cache",
+    "desktop.ini": "Windows Explorer's folder settings",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +40,11 @@ class FoundFile:
     relative: str  # relative to the data root: the `filename` feature and the report's key
     class_name: str | None
     problem: tuple[str, str] | None = None  # (kind, reason) when it is not an image of a class
+
+    @property
+    def skipped(self) -> bool:
+        """True for a system file: listed, neither an example nor quarantined."""
+        return self.problem is not None and self.problem[0] == SKIPPED
 
 
 def split_root(pattern: str) -> str:
@@ -56,14 +75,34 @@ def class_names_under(input_base: str, roots: list[str]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]:
-    """(class name, problem) of a file from its path below the split's root."""
+def system_file_reason(relative_to_root: str) -> str | None:
+    """Why a path below a split's root is a system file rather than data; None when it is not."""
     parts = relative_to_root.split("/")
-    hidden = [p for p in parts if p.startswith(".")]
-    class_name = parts[0] if len(parts) >= 2 and not parts[0].startswith(".") else None
+    hidden = [p for p in parts[:-1] if p.startswith(".")]
     if hidden:
-        what = "hidden file" if hidden == [parts[-1]] else f"inside hidden folder {hidden[0]!r}"
-        return class_name, ("hidden", f"{what} (names starting with '.' are not data)")
+        return f"inside hidden folder {hidden[0]!r} (names starting with '.' are not data)"
+    name = parts[-1]
+    if name == ".DS_Store":
+        return "macOS Finder's folder settings"
+    if name.startswith("._"):
+        return "macOS AppleDouble file (another file's metadata)"
+    if name.startswith("."):
+        return "hidden file (names starting with '.' are not data)"
+    return SYSTEM_FILE_NAMES.get(name.lower())
+
+
+def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]:
+    """(class name, problem) of a file from its path below the split's root.
+
+    The problem is `(kind, reason)`: kind `SKIPPED` for a system file, a quarantine kind
+    (`not_in_class`, `nested`, `unsupported`) for any other file that cannot be an image of a
+    class, None for a candidate image.
+    """
+    parts = relative_to_root.split("/")
+    class_name = parts[0] if len(parts) >= 2 and not parts[0].startswith(".") else None
+    system = system_file_reason(relative_to_root)
+    if system is not None:
+        return class_name, (SKIPPED, system)
     if class_name is None:
         return None, ("not_in_class", "not inside a class folder")
     if len(parts) > 2:
@@ -77,7 +116,7 @@ def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]
 
 
 def find_files(input_base: str, root: str) -> list[FoundFile]:
-    """Every file under `input_base/root`, hidden and nested ones included, in path order."""
+    """Every file under `input_base/root`, system and nested ones included, in path order."""
     import tensorflow as tf
 
     top = _join(input_base, root)
@@ -97,7 +136,7 @@ def _span_folders(input_base: str) -> dict[int, str]:
 
     folders = {}
     for name in tf.io.gfile.listdir(input_base):
-        match = SPAN_FOLDER.match(name.rstrip("/"))
+        match = SPAN_FOLDER.fullmatch(name.rstrip("/"))
         if match:
             folders[int(match.group(1))] = name.rstrip("/")
     return folders
@@ -148,7 +187,7 @@ def window_roots(input_base: str, roots: list[str], span: int, window: int
 
 def span_of(relative: str) -> int | None:
     """The span number of a path relative to the data root (`span-<N>/...`), None outside."""
-    match = SPAN_FOLDER.match(relative.split("/", 1)[0])
+    match = SPAN_FOLDER.fullmatch(relative.split("/", 1)[0])
     return int(match.group(1)) if match else None
 
 

@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     from serving.errors import ServingError
     from serving.tls import ClientTls
 
-ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):(\d{1,5})$")
+ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s/]+):(\d{1,5})")
 
 
 def _check_address(value: str, flag: str = "--server") -> str:
-    match = ADDRESS.match(value)
+    match = ADDRESS.fullmatch(value)
     if not match or not 0 < int(match.group(2)) < 65536:
         raise UserError(f"{flag} {value!r} must be HOST:PORT, e.g. localhost:8500")
     return value

@@ -19,7 +19,7 @@ from pipeline.cli.options import (
 from pipeline.errors import UserError
 
 # Vertex AI's pipeline-name pattern (aiplatform's _VALID_NAME_PATTERN); Kubeflow accepts it too.
-REMOTE_MODEL_NAME = re.compile(r"^[a-z][-a-z0-9]{0,127}$")
+REMOTE_MODEL_NAME = re.compile(r"[a-z][-a-z0-9]{0,127}")
 LAYOUTS = {"classes": (False, False), "splits": (False, True), "spans": (True, False),
            "span-splits": (True, True)}  # name: (spans, given train/ and eval/ folders)
 
@@ -135,7 +135,7 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                      beam_memory: str, beam_cpus: float, weights: str | None,
                      **options) -> None:
     """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
-    if not REMOTE_MODEL_NAME.match(model_name):
+    if not REMOTE_MODEL_NAME.fullmatch(model_name):
         raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
                         "lowercase letters, digits and '-', starting with a letter")
     if weights is None:

@@ -13,13 +13,13 @@ import click
 from pipeline.errors import UserError
 
 BASE_CHOICES = ("inception_v3", "mobilenet_v2")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # TF Serving's model folder name
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # TF Serving's model folder name
 TIME_ZONE_PREFIX = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+\s+")
 
 
 def check_model_name(value: str, flag: str) -> str:
     """`value` if it can name a model folder; otherwise a one-line error naming `flag`."""
-    if not MODEL_NAME.match(value):
+    if not MODEL_NAME.fullmatch(value):
         raise UserError(f"{flag} {value!r} must be letters, digits, '_', '.' or '-'")
     return value
 
@@ -167,7 +167,8 @@ PIPELINE_OPTIONS = [
                       "path); not used with DATA/train/ and DATA/eval/ folders."),
     click.option("--max-quarantined", default=0.05, show_default=True,
                  type=click.FloatRange(0.0, 1.0),
-                 help="Stop when more than this fraction of the files found cannot be used."),
+                 help="Stop when more than this fraction of the files found cannot be used "
+                      "(system files such as .DS_Store are skipped, not counted)."),
     click.option("--max-pixels", default=50_000_000, show_default=True,
                  type=click.IntRange(1), help="Images with more pixels are quarantined unread."),
     click.option("--max-class-drift", default=0.25, show_default=True,

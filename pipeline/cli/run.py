@@ -38,8 +38,14 @@ def echo_scan(scan: DatasetScan, window: int = 1) -> None:
                + ", ".join(f"{name} {n}" for name, n in scan.images_per_class.items())
                + f"), {layout}")
     if scan.skipped:
-        click.echo(f"skipped {len(scan.skipped)} files that are not images in a class folder:")
+        click.echo(f"skipped {len(scan.skipped)} system files (hidden, .DS_Store, Thumbs.db, "
+                   "desktop.ini; not data, never counted as quarantined):")
         for path in scan.skipped:
+            click.echo(f"  {path}")
+    if scan.left_out:
+        click.echo(f"left out {len(scan.left_out)} files that are not images in a class folder "
+                   "(quarantined if in a folder read):")
+        for path in scan.left_out:
             click.echo(f"  {path}")
 
 

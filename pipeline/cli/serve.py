@@ -21,13 +21,13 @@ import click
 from pipeline.cli.options import check_model_name
 from pipeline.errors import UserError
 
-LABEL_ASSIGNMENT = re.compile(r"^([A-Za-z0-9_.-]+)=([0-9]+)$")
+LABEL_ASSIGNMENT = re.compile(r"([A-Za-z0-9_.-]+)=([0-9]+)")
 
 
 def _labels(values: Sequence[str]) -> dict[str, int]:
     labels: dict[str, int] = {}
     for value in values:
-        match = LABEL_ASSIGNMENT.match(value)
+        match = LABEL_ASSIGNMENT.fullmatch(value)
         if not match:
             raise UserError(f"--label {value!r} must be NAME=VERSION, e.g. stable=3")
         labels[match.group(1)] = int(match.group(2))

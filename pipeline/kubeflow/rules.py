@@ -136,7 +136,7 @@ def _vertex_executor_kinds(spec: pipeline_spec_pb2.PipelineSpec, executors: Exec
         kind = executor.WhichOneof("spec")
         if kind == "resolver":
             queries = executor.resolver.output_artifact_queries
-            bad = [q.filter for q in queries.values() if not RESOLVER_QUERY.match(q.filter)]
+            bad = [q.filter for q in queries.values() if not RESOLVER_QUERY.fullmatch(q.filter)]
             if not queries or bad:
                 yield (f"task {name} is a resolver KFP v2 does not support "
                        f"({bad[0] if bad else 'no queries'})")

@@ -31,11 +31,11 @@ BEAM_EXECUTORS = ("ImageExampleGen_executor", "StatisticsGen_executor", "Transfo
 EXAMPLE_GEN_TASK = "ImageExampleGen"
 # What KubeflowV2DagRunner compiles LatestArtifactStrategy and LatestBlessedModelStrategy into;
 # it refuses any other strategy. Vertex AI runs these queries against its ML Metadata.
-RESOLVER_QUERY = re.compile(r'^schema_title="[\w.]+" AND state=LIVE( AND .+)?$')
-GPU_TYPE = re.compile(r"^nvidia-[a-z0-9-]+$")
+RESOLVER_QUERY = re.compile(r'schema_title="[\w.]+" AND state=LIVE( AND .+)?')
+GPU_TYPE = re.compile(r"nvidia-[a-z0-9-]+")
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 KUBERNETES_GPU_RESOURCE = "nvidia.com/gpu"
-MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(G|Gi|GB|M|Mi|MB|T|Ti|TB)$")
+MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(G|Gi|GB|M|Mi|MB|T|Ti|TB)")
 _MEMORY_GB = {"G": 1.0, "GB": 1.0, "Gi": 2**30 / 1e9, "M": 1e-3, "MB": 1e-3, "Mi": 2**20 / 1e9,
               "T": 1e3, "TB": 1e3, "Ti": 2**40 / 1e9}
 
@@ -46,7 +46,7 @@ ResourceSpec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.
 def normalize_gpu_type(value: str) -> str:
     """A GPU name in GKE's spelling, `nvidia-tesla-t4`; Vertex's `NVIDIA_TESLA_T4` is accepted."""
     name = value.strip().lower().replace("_", "-")
-    if not GPU_TYPE.match(name):
+    if not GPU_TYPE.fullmatch(name):
         raise UserError(f"--gpu-type {value!r} is not a GPU name; use GKE's spelling, e.g. "
                         "nvidia-tesla-t4, nvidia-l4 or nvidia-tesla-a100")
     return name
@@ -54,7 +54,7 @@ def normalize_gpu_type(value: str) -> str:
 
 def parse_memory_gb(value: str, flag: str = "--trainer-memory") -> float:
     """`32G`, `32Gi`, `512M` as gigabytes (10^9 bytes), the unit of KFP's `memory_limit`."""
-    match = MEMORY.match(value.strip())
+    match = MEMORY.fullmatch(value.strip())
     if not match or float(match.group(1)) <= 0:
         raise UserError(f"{flag} {value!r} is not a memory size; write e.g. 32G, "
                         "30Gi or 512M")
@@ -77,7 +77,7 @@ class StepResources:
     def __post_init__(self) -> None:
         if self.gpus < 0:
             raise ValueError(f"gpus must be >= 0, got {self.gpus}")
-        if self.gpus and not GPU_TYPE.match(self.gpu_type):
+        if self.gpus and not GPU_TYPE.fullmatch(self.gpu_type):
             raise ValueError(f"gpu_type must be like nvidia-tesla-t4, got {self.gpu_type!r}")
 
     def accelerator_type(self, target: str) -> str:

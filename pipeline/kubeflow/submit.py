@@ -20,7 +20,7 @@ from pipeline.errors import UserError
 KFP_CRON_FIELDS = 6
 # Vertex AI's schedules take the classic five fields, optionally after "TZ=..." or "CRON_TZ=...".
 VERTEX_CRON_FIELDS = 5
-SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}$")
+SCHEDULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,127}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,7 @@ def build_vertex_schedule(package: Path, cron: str, project: str, region: str,
 
     spec = load_package(package, "vertex")
     name = name or f"{spec.pipeline_info.name}-schedule"
-    if not SCHEDULE_NAME.match(name):
+    if not SCHEDULE_NAME.fullmatch(name):
         raise UserError(f"--name {name!r}: letters, digits, ' ', '_', '.', '-', at most 128")
     job = aiplatform.PipelineJob(
         display_name=spec.pipeline_info.name, template_path=str(package), project=project,

@@ -56,7 +56,7 @@ def data_state(data: Path) -> DataState:
     """The data's state now: the largest N of its span-<N> folders, else its listing's hash."""
     root = data.resolve()
     spans = [int(m.group(1)) for child in root.iterdir()
-             if (m := SPAN_FOLDER.match(child.name)) and child.is_dir()]
+             if (m := SPAN_FOLDER.fullmatch(child.name)) and child.is_dir()]
     if spans:
         return DataState(str(root), latest_span=max(spans))
     return DataState(str(root), fingerprint=listing_fingerprint(root))

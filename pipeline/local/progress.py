@@ -27,9 +27,9 @@ from trainer.contract import INGEST_DONE, INGEST_TOTAL, PROGRESS_LOGGER, progres
 __all__ = ["INGEST_DONE", "INGEST_TOTAL", "PROGRESS_LOGGER", "ProgressHandler",
            "progress_logger"]
 
-_RUNNING = re.compile(r"^Component (\S+) is running\.$")
-_FINISHED = re.compile(r"^Component (\S+) is finished\.$")
-_CACHED = re.compile(r"^A cached execution \d+ is used\.$")
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
 BAR_WIDTH = 30
 REDRAW_SECONDS = 0.2
 
@@ -69,15 +69,15 @@ class ProgressHandler(logging.Handler):
         self._stream.flush()
 
     def _component_event(self, message: str) -> None:
-        running = _RUNNING.match(message)
+        running = _RUNNING.fullmatch(message)
         if running:
             self._component, self._started, self._cached = running.group(1), self._clock(), False
             self._write(f"{self._component}: running")
             return
-        if _CACHED.match(message):
+        if _CACHED.fullmatch(message):
             self._cached = True
             return
-        finished = _FINISHED.match(message)
+        finished = _FINISHED.fullmatch(message)
         if finished:
             name = finished.group(1)
             seconds = self._clock() - self._started if name == self._component else 0.0

@@ -27,7 +27,7 @@ class RunSummary:
     pipeline_name: str
     run_id: str
     components: dict[str, str]
-    ingestion: dict[str, Any]  # folders read, files found, ingested, quarantined and why
+    ingestion: dict[str, Any]  # folders read, files found, ingested, quarantined and why, skipped
     examples_per_split: dict[str, int]
     examples_per_split_and_class: dict[str, dict[str, int]]
     eval_accuracy: float | None
@@ -65,6 +65,9 @@ class RunSummary:
         if facts["quarantined"]:
             kinds = ", ".join(f"{k} {n}" for k, n in facts["quarantined_per_kind"].items())
             line += f" ({kinds}; list: {facts['quarantine_report']})"
+        if facts.get("skipped"):
+            line += (f", {facts['skipped']} system files skipped (not counted; list: "
+                     f"{facts['skipped_report']})")
         return [line]
 
     def lines(self) -> list[str]:
@@ -136,6 +139,11 @@ def _ingestion(examples: list) -> dict[str, Any]:
         "quarantined": props[examples_props.QUARANTINED].int_value,
         "quarantined_per_kind": json.loads(props[examples_props.QUARANTINED_PER_KIND].string_value),
         "quarantine_report": props[examples_props.QUARANTINE_REPORT].string_value,
+        # Absent from Examples made before system files were skipped: none were.
+        "skipped": (props[examples_props.SKIPPED].int_value
+                    if examples_props.SKIPPED in props else 0),
+        "skipped_report": (props[examples_props.SKIPPED_REPORT].string_value
+                           if examples_props.SKIPPED_REPORT in props else ""),
     }
 
 

@@ -32,8 +32,8 @@ from serving.server.versions import VersionPolicy
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching_parameters.txt"
 PLATFORM = "tensorflow"
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+LABEL = re.compile(r"[A-Za-z0-9_.-]+")
 
 # session_bundle_config.proto, message BatchingParameters (TF Serving 2.16.1).
 _WRAPPED_FIELDS = (("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
@@ -146,7 +146,7 @@ def _policy(config: model_server_config_pb2.ModelConfig) -> VersionPolicy:
 def check_labels(name: str, labels: Mapping[str, int], policy: VersionPolicy) -> None:
     """Labels need valid names, and under a specific policy must point to one of its versions."""
     for label, version in labels.items():
-        if not LABEL.match(label):
+        if not LABEL.fullmatch(label):
             raise ValueError(f"model {name}: version label {label!r} must be letters, digits, "
                              "'_', '.' or '-'")
         if policy.kind == "specific" and version not in policy.versions:
@@ -160,7 +160,7 @@ def sources_from_config(config: model_server_config_pb2.ModelServerConfig) -> li
         raise ValueError("only model_config_list configurations are supported")
     sources = []
     for entry in config.model_config_list.config:
-        if not MODEL_NAME.match(entry.name):
+        if not MODEL_NAME.fullmatch(entry.name):
             raise ValueError(f"model name {entry.name!r} must be letters, digits, '_', '.' or '-'")
         if not entry.base_path:
             raise ValueError(f"model {entry.name} has no base_path")

@@ -1,4 +1,5 @@
-"""The image ExampleGen's executor on generated folders: every file ingested or quarantined."""
+"""The image ExampleGen's executor on generated folders: every file ingested, quarantined or
+skipped (system files)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from components.image_example_gen.component import ImageLayout
 from components.image_example_gen.convert import HashSplits
 from components.image_example_gen.reader import make_example
 from components.image_example_gen.settings import IngestSettings
+from pipeline.local.dataset import scan_dataset
 
 CLASSES = ("chat_é", "dog", "猫")  # non-ASCII class names, sorted by code point
 
@@ -54,11 +56,25 @@ def quarantine(examples) -> dict[str, dict]:
     return {r["path"]: r for r in map(json.loads, lines)}
 
 
-@pytest.fixture
-def messy_folder(tmp_path, image_files) -> tuple[Path, dict[str, str], dict[str, str]]:
-    """DATA/<class>/* with every good format, every bad kind, hidden and misplaced files.
+def skipped(examples) -> dict[str, str]:
+    """The skipped report (system files), path -> reason."""
+    lines = Path(examples.uri, "skipped.jsonl").read_text(encoding="utf-8").splitlines()
+    return {r["path"]: r["reason"] for r in map(json.loads, lines)}
 
-    Returns the root, good relative path -> expected format, bad relative path -> kind.
+
+# What macOS, Windows and tools leave in a data folder: skipped, never quarantined.
+SYSTEM_FILES = (".DS_Store", "dog/.DS_Store", "dog/._img_00.jpg", "猫/.thumbnails/a.jpg",
+                ".git/objects/ab/cdef", "chat_é/Thumbs.db", "猫/DESKTOP.INI", "desktop.ini",
+                "dog/.hidden.png")
+
+
+@pytest.fixture
+def messy_folder(tmp_path, image_files
+                 ) -> tuple[Path, dict[str, str], dict[str, str], tuple[str, ...]]:
+    """DATA/<class>/* with every good format, every bad kind, system and misplaced files.
+
+    Returns the root, good relative path -> expected format, bad relative path -> kind, and the
+    system files.
     """
     root = tmp_path / "data"
     good, bad = {}, {}
@@ -71,19 +87,18 @@ def messy_folder(tmp_path, image_files) -> tuple[Path, dict[str, str], dict[str,
     for name, (data, kind) in image_files.bad_files().items():
         image_files.write(root / "dog" / name, data)
         bad[f"dog/{name}"] = kind
-    extras = {
-        ".DS_Store": "hidden", "dog/.DS_Store": "hidden", "猫/.thumbnails/a.jpg": "hidden",
-        "LICENSE.txt": "not_in_class", "chat_é/more/b.jpg": "nested",
-    }
+    extras = {"LICENSE.txt": "not_in_class", "chat_é/more/b.jpg": "nested"}
     jpeg = image_files.encode(image_files.rgb(7), "JPEG")
     for relative, kind in extras.items():
         image_files.write(root / relative, jpeg)
         bad[relative] = kind
-    return root, good, bad
+    for relative in SYSTEM_FILES:
+        image_files.write(root / relative, jpeg)
+    return root, good, bad, SYSTEM_FILES
 
 
-def test_every_file_is_ingested_or_quarantined_with_its_reason(messy_folder, tmp_path):
-    root, good, bad = messy_folder
+def test_every_file_is_ingested_quarantined_or_skipped_with_its_reason(messy_folder, tmp_path):
+    root, good, bad, system = messy_folder
     examples, _ = run_executor(root, tmp_path / "out", ImageLayout(),
                                IngestSettings(max_quarantined_fraction=0.5))
     by_split = read_examples(examples)
@@ -96,18 +111,24 @@ def test_every_file_is_ingested_or_quarantined_with_its_reason(messy_folder, tmp
     report = quarantine(examples)
     assert {path: r["kind"] for path, r in report.items()} == bad
     assert all(r["reason"] for r in report.values())
-    found = len(good) + len(bad)
+    assert set(skipped(examples)) == set(system) and all(skipped(examples).values())
+    assert skipped(examples)["dog/._img_00.jpg"].startswith("macOS AppleDouble")
+    found = len(good) + len(bad) + len(system)
     props = examples.mlmd_artifact.custom_properties
     assert props["files_found"].int_value == found
     assert props["ingested"].int_value == len(good)
     assert props["quarantined"].int_value == len(bad)
-    assert props["ingested"].int_value + props["quarantined"].int_value == found
+    assert props["skipped"].int_value == len(system)
+    assert props["skipped_report"].string_value == str(Path(examples.uri, "skipped.jsonl"))
+    assert "skipped" not in json.loads(props["quarantined_per_kind"].string_value)
+    assert (props["ingested"].int_value + props["quarantined"].int_value
+            + props["skipped"].int_value == found)
     assert json.loads(props["class_names"].string_value) == list(CLASSES)
     assert json.loads(props["ingested_per_class"].string_value) == {c: 20 for c in CLASSES}
 
 
 def test_examples_keep_original_bytes_and_describe_the_image(messy_folder, tmp_path):
-    root, good, _ = messy_folder
+    root, good, _, _ = messy_folder
     examples, _ = run_executor(root, tmp_path / "out", ImageLayout(),
                                IngestSettings(max_quarantined_fraction=0.5))
     for split in read_examples(examples).values():
@@ -122,12 +143,72 @@ def test_examples_keep_original_bytes_and_describe_the_image(messy_folder, tmp_p
 
 
 def test_too_many_quarantined_files_stop_with_the_count_and_the_report(messy_folder, tmp_path):
-    root, good, bad = messy_folder
+    root, good, bad, system = messy_folder
     with pytest.raises(ValueError, match=rf"{len(bad)} of {len(good) + len(bad)} files .* "
-                                         r"more than the 5% limit .*quarantine\.jsonl"):
+                                         rf"quarantined \({len(system)} system files skipped, "
+                                         r"not counted\), more than the 5% limit .*"
+                                         r"quarantine\.jsonl"):
         run_executor(root, tmp_path / "out", ImageLayout())
     assert len(quarantine_lines := (tmp_path / "out" / "quarantine.jsonl").read_text()
                .splitlines()) == len(bad), quarantine_lines
+
+
+@pytest.fixture
+def mac_folder(tmp_path, image_files) -> tuple[Path, tuple[str, ...]]:
+    """220 data files, 10 of them bad, copied from a Mac: a .DS_Store in every folder, an
+    AppleDouble `._` file beside some images, a Windows Thumbs.db and a hidden .git folder.
+
+    Returns the root and the system files (relative paths). 10 of 220 is 4.5%, under the default
+    5% limit; counted with the 12 system files it was 22 of 232, 9.5%.
+    """
+    root = tmp_path / "data"
+    jpeg = image_files.good_image("jpg", 0)[1]
+    for c in ("cat", "dog"):
+        for i in range(105):
+            image_files.write(root / c / f"{i:03d}.jpg", jpeg)
+    for i in range(10):
+        image_files.write(root / "dog" / f"bad_{i}.jpg", b"not a jpeg")
+    system = (".DS_Store", "cat/.DS_Store", "dog/.DS_Store", "cat/._000.jpg", "cat/._001.jpg",
+              "dog/._000.jpg", "dog/._bad_0.jpg", "dog/Thumbs.db", "desktop.ini",
+              ".git/HEAD", ".git/config", "cat/.thumbnails/000.png")
+    for relative in system:
+        image_files.write(root / relative, b"\x00\x05\x16\x07 system")
+    return root, system
+
+
+def test_system_files_are_skipped_and_not_counted_against_the_limit(mac_folder, tmp_path):
+    root, system = mac_folder
+    examples, _ = run_executor(root, tmp_path / "out", ImageLayout())  # the default 5% limit
+    props = examples.mlmd_artifact.custom_properties
+    assert props["files_found"].int_value == 232
+    assert (props["ingested"].int_value, props["quarantined"].int_value,
+            props["skipped"].int_value) == (210, 10, 12)
+    assert set(quarantine(examples)) == {f"dog/bad_{i}.jpg" for i in range(10)}
+    assert set(skipped(examples)) == set(system)
+    assert json.loads(props["ingested_per_class"].string_value) == {"cat": 105, "dog": 105}
+    # The scan before the run applies the same rule: it skips exactly these files.
+    scan = scan_dataset(root)
+    assert sorted(p.relative_to(root).as_posix() for p in scan.skipped) == sorted(
+        skipped(examples))
+    assert scan.left_out == ()
+
+
+def test_two_bad_files_more_are_refused_with_the_system_files_left_out_of_the_count(
+        mac_folder, tmp_path, image_files):
+    root, _ = mac_folder
+    image_files.write(root / "cat" / "bad.jpg", b"")
+    image_files.write(root / "cat" / "worse.jpg", b"")
+    with pytest.raises(ValueError, match=r"12 of 222 files \(5\.4%\) were quarantined "
+                                         r"\(12 system files skipped, not counted\)"):
+        run_executor(root, tmp_path / "out", ImageLayout())
+
+
+def test_only_system_files_are_no_files(tmp_path, image_files):
+    root = tmp_path / "data"
+    for c in ("cat", "dog"):
+        image_files.write(root / c / ".DS_Store", b"x")
+    with pytest.raises(ValueError, match="no files found but 2 system files"):
+        run_executor(root, tmp_path / "out", ImageLayout())
 
 
 def test_a_class_with_no_usable_image_stops_the_run(tmp_path, image_files):

@@ -56,6 +56,7 @@ def _swap_half_of_the_labels(train: Path) -> list[tuple[Path, Path]]:
     return moves
 
 
+@pytest.mark.timeout(3600)  # three pipeline runs, up to ~7 minutes each on two busy cores
 def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_path, run):
     data, output = tmp_path / "data", tmp_path / "out"
     _write_images(data / "train", 30, seed=5)

@@ -2,6 +2,7 @@
 pipeline, asserted from ML Metadata through the public reader."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def _run(data: Path, output: Path) -> subprocess.CompletedProcess:
 def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     write_sample_data(root / "data", ("circle", "square"), 16, 75, seed=3)
+    (root / "data" / "circle" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     result = _run(root / "data", root / "out")
     return root, result
 
@@ -63,6 +65,11 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     assert summary["eval_example_count"] == summary["examples_per_split"]["eval"]
     assert set(summary["per_class_accuracy"]) <= {"circle", "square"}
     assert "blessed: yes" in result.stdout
+    # Finder's .DS_Store is skipped, listed and not quarantined, before and after the run.
+    assert summary["ingestion"]["skipped"] == 1 and summary["ingestion"]["quarantined"] == 0
+    assert "skipped 1 system files" in result.stdout
+    assert re.search(r"ingested from .*: 32 of 33 files, 0 quarantined, 1 system files skipped",
+                     result.stdout)
 
 
 def test_pushed_version_serves_one_probability_per_jpeg(first_run):
@@ -135,7 +142,6 @@ def latest_report(first_run):
 def test_the_run_report_has_every_section_from_the_latest_run(first_run, latest_report):
     import base64
     import io
-    import re
 
     from PIL import Image
 

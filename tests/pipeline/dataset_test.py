@@ -19,14 +19,16 @@ def test_classes_are_sorted_folders_and_odd_files_are_listed(tmp_path):
     _touch(tmp_path / "dogs" / "b.png")
     _touch(tmp_path / "cats" / "c.jpeg")
     notes = _touch(tmp_path / "cats" / "notes.txt")
-    hidden = _touch(tmp_path / "cats" / ".DS_Store")
     nested = _touch(tmp_path / "cats" / "more" / "d.jpg")
     loose = _touch(tmp_path / "loose.jpg")
+    system = {_touch(tmp_path / name) for name in (
+        "cats/.DS_Store", "dogs/._a.JPG", "dogs/Thumbs.db", "desktop.ini", ".git/HEAD")}
     scan = scan_dataset(tmp_path)
     assert scan.class_names == ("cats", "dogs")
     assert scan.images_per_class == {"cats": 1, "dogs": 2}
     assert scan.image_count == 3
-    assert set(scan.skipped) == {notes, hidden, nested, loose}
+    assert set(scan.skipped) == system
+    assert set(scan.left_out) == {notes, nested, loose}
 
 
 @pytest.mark.parametrize("layout,message", [
@@ -54,11 +56,13 @@ def test_spans_read_the_latest_or_the_one_asked_for(tmp_path):
         for name in names:
             _touch(tmp_path / f"span-{span}" / name / "a.jpg")
     stray = _touch(tmp_path / "notes.txt")
+    finder = _touch(tmp_path / ".DS_Store")
     latest = scan_dataset(tmp_path)
     assert (latest.span, latest.spans) == (2, (1, 2))
     assert latest.class_names == ("cats", "dogs", "foxes")
     assert latest.read_root == tmp_path / "span-2"
-    assert latest.skipped == (stray,)
+    assert latest.left_out == (stray,)
+    assert latest.skipped == (finder,)
     assert scan_dataset(tmp_path, span=1).class_names == ("cats", "dogs")
     with pytest.raises(UserError, match=r"--span 7: no folder .*span-7; spans present: 1, 2"):
         scan_dataset(tmp_path, span=7)

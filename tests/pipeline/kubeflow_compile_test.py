@@ -261,6 +261,8 @@ def test_a_package_kubeflow_would_refuse_is_not_written(tmp_path, monkeypatch):
     (["--target", "vertex", "--classes", "a", "--layout", "classes"], "at least two class"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--model-name",
       "image_classifier"], "--model-name 'image_classifier'"),
+    (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--model-name",
+      "image-classifier\n"], "--model-name 'image-classifier\\n'"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--weights",
       "gs://b/w.h5"], "bake the file into the image"),
     (["--target", "vertex", "--classes", "a,b", "--layout", "classes", "--trainer-memory",

@@ -1,4 +1,4 @@
-"""The run report in headless Chromium (Debian's `chromium`, installed by `make test`'s set-up).
+"""The run report in headless Chromium (Debian's `chromium`, installed by `make test-tools`).
 
 A report with every section (from small fabricated inputs) is screenshotted and its DOM dumped
 after load: the screenshot is not blank, each section's heading is laid out inside the captured
@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -36,16 +35,14 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.fail("chromium is not installed: run 'apt-get install -y chromium' as root "
-                    "('make test' installs it), then run this test again")
-    return path
+@pytest.fixture(scope="session")
+def chromium(required_tool) -> str:
+    """Chromium's path; the test fails when it is not installed (`make test-tools`)."""
+    return required_tool("chromium")
 
 
-def _run_chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+def _run_chromium(chromium: str, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync",
                f"--user-data-dir={tmp_path / 'profile'}",
@@ -98,10 +95,10 @@ def report(tmp_path_factory):
     return root, page
 
 
-def test_the_screenshot_is_not_blank(report, tmp_path):
+def test_the_screenshot_is_not_blank(report, chromium, tmp_path):
     root, _ = report
     shot = tmp_path / "shot.png"
-    _run_chromium(tmp_path, f"--screenshot={shot}", (root / "report.html").as_uri())
+    _run_chromium(chromium, tmp_path, f"--screenshot={shot}", (root / "report.html").as_uri())
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.shape == (WINDOW[1], WINDOW[0])
     top = pixels[:1500]  # the title, the tables and the first figures
@@ -109,10 +106,10 @@ def test_the_screenshot_is_not_blank(report, tmp_path):
     assert len(np.unique(top)) > 50
 
 
-def test_each_heading_is_laid_out_in_the_window_and_chromium_decodes_every_image(report,
-                                                                                tmp_path):
+def test_each_heading_is_laid_out_in_the_window_and_chromium_decodes_every_image(
+        report, chromium, tmp_path):
     root, page = report
-    result = _run_chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom",
+    result = _run_chromium(chromium, tmp_path, "--virtual-time-budget=10000", "--dump-dom",
                            (root / "probed.html").as_uri())
     match = re.search(r'data-probe="([^"]*)"', result.stdout)
     assert match, "the probe did not run: " + result.stdout[:500]

@@ -126,6 +126,19 @@ def test_every_section_renders_with_its_figures_embedded():
     assert "<script" not in page and "http" not in page  # nothing loaded from elsewhere
 
 
+def test_skipped_system_files_are_counted_apart_in_the_summary_and_the_page():
+    ingestion = {**_summary().ingestion, "files_found": 14, "skipped": 3,
+                 "skipped_report": "/out/skipped.jsonl"}
+    data = _full_data()
+    data.summary = _summary(ingestion=ingestion)
+    assert ("ingested from /data: 10 of 14 files, 1 quarantined (empty 1; list: "
+            "/out/quarantine.jsonl), 3 system files skipped (not counted; list: "
+            "/out/skipped.jsonl)") in data.summary.lines()
+    assert "10 of 14 files ingested, 1 quarantined (empty 1), 3 system files skipped" in (
+        render_html(data))
+    assert "skipped" not in "".join(_summary().lines())  # none skipped: nothing said
+
+
 def test_a_run_that_stopped_before_training_renders_what_it_has_and_says_what_is_missing():
     data = _full_data()
     data.history = data.predictions = data.augmentation = data.gradcam = None

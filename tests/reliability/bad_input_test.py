@@ -66,6 +66,17 @@ def test_bad_layouts_are_refused_and_touch_nothing(cli, tmp_path, tree_state, wr
     assert (tree_state(data), tree_state(output)) == before
 
 
+@pytest.mark.parametrize("name", ["clf\n", "a/b", "..", "a b", "clf\n/../x", "_clf"])
+def test_a_model_name_that_cannot_name_a_folder_is_refused(cli, tmp_path, tree_state,
+                                                           write_classes, name):
+    # "clf\n" passed while the check used `re.match` with `$`, which matches before a newline.
+    data = write_classes(tmp_path / "data")
+    before = tree_state(data)
+    cli("run", "--data", str(data), "--output", str(tmp_path / "out"), *BASE_ARGS,
+        "--model-name", name).assert_one_line_error("--model-name")
+    assert tree_state(data) == before and not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def weights_files(tmp_path_factory) -> dict[str, Path]:
     """A text file named .h5, and a MobileNetV2 file with the same layers but half the width."""

@@ -25,7 +25,8 @@ from PIL import Image
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 # Root ignores file modes through these two capabilities; without them chmod 000 holds for root
 # too (the kernel's own permission check), so CI running as root still tests unreadable files.
-NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+# setpriv's options that drop them.
+NO_DAC = ["--bounding-set=-dac_override,-dac_read_search",
           "--inh-caps=-dac_override,-dac_read_search"]
 
 
@@ -36,13 +37,6 @@ def user_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def unprivileged_prefix() -> list[str]:
-    """The command prefix under which chmod 000 stops reads; [] when this user is not root."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: chmod 000 cannot stop reads here")
-    return NO_DAC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +91,12 @@ def imgpipe() -> Imgpipe:
 
 
 @pytest.fixture(scope="session")
-def unprivileged() -> list[str]:
-    """A command prefix under which file modes hold (see `unprivileged_prefix`)."""
-    return unprivileged_prefix()
+def unprivileged(required_tool) -> list[str]:
+    """The command prefix under which chmod 000 stops reads: [] when this user is not root;
+    as root, setpriv without the two capabilities (the test fails if setpriv is missing)."""
+    if os.geteuid() != 0:
+        return []
+    return [required_tool("setpriv"), *NO_DAC]
 
 
 class _Exit(BaseException):

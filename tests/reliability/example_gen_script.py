@@ -23,7 +23,8 @@ from components.image_example_gen.component import ImageLayout
 from components.image_example_gen.executor import Executor, IngestSettings
 
 PROPERTIES = ("files_found", "ingested", "quarantined", "quarantined_per_kind",
-              "ingested_per_class", "class_names", "quarantine_report")
+              "ingested_per_class", "class_names", "quarantine_report", "skipped",
+              "skipped_report")
 
 
 def main(data_root: str, out: str) -> None:

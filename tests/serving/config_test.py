@@ -93,6 +93,10 @@ def test_model_config_files_with_problems_are_named(tmp_path):
     custom.write_text("custom_model_config { }")
     with pytest.raises(ValueError, match="only model_config_list"):
         read_model_config_file(custom)
+    newline = tmp_path / "newline.config"
+    newline.write_text("model_config_list { config { name: 'clf\\n' base_path: '/m' } }")
+    with pytest.raises(ValueError, match="model name 'clf\\\\n' must be letters"):
+        read_model_config_file(newline)
     platform = tmp_path / "platform.config"
     platform.write_text("model_config_list { config { name: 'a' base_path: '/m' "
                         "model_platform: 'pytorch' } }")

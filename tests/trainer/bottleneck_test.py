@@ -140,6 +140,24 @@ def test_a_cache_within_the_memory_bound_is_read_once_and_reshuffled_each_epoch(
     assert sorted(index[row.tobytes()] for row in _epoch(dataset)[0]) == list(range(10))
 
 
+def test_in_the_cached_head_dropout_drops_in_training_and_is_the_identity_at_inference(model):
+    # The head trains alone on cached features (no augmentation, no base): Dropout is the only
+    # layer that can make training outputs differ.
+    head = bottleneck.head_model(model)
+    assert [layer.name for layer in head.layers[1:]] == ["dense_0", "dropout", "probability"]
+    features = tf.random.uniform((16, head.input.shape[-1]), 0.0, 2.0, seed=6)
+    inference = head(features, training=False).numpy()
+    np.testing.assert_array_equal(inference, head(features, training=False).numpy())
+    without_dropout = features
+    for layer in head.layers[1:]:
+        if layer.name != "dropout":
+            without_dropout = layer(without_dropout, training=True)
+    np.testing.assert_allclose(without_dropout.numpy(), inference, rtol=1e-5, atol=1e-6)
+    first, second = head(features, training=True).numpy(), head(features, training=True).numpy()
+    assert not np.allclose(first, second, rtol=0, atol=1e-6)
+    assert not np.allclose(first, inference, rtol=0, atol=1e-6)
+
+
 def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path, write_records):
     hp = _hparams(epochs=3)
     tf.keras.utils.set_random_seed(1)
@@ -244,6 +262,7 @@ def test_the_flags_turn_the_cache_on():
     assert result.output == "True 4 128 128\n"
 
 
+@pytest.mark.slow  # the Trainer's whole run_fn: caches, trains, exports
 def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_output, tmp_path,
                                                                       write_records):
     import json

@@ -107,6 +107,7 @@ def test_the_flag_sets_the_bound_and_a_negative_one_is_one_line():
     assert HParams.from_config(json.loads(json.dumps(hp.to_config()))) == hp
 
 
+@pytest.mark.slow  # the Trainer's whole run_fn: trains and exports
 def test_run_fn_gives_the_bound_to_the_training_and_eval_images(transform_output, tmp_path,
                                                                 write_records, monkeypatch):
     import os

@@ -11,6 +11,8 @@ from trainer.hparams import HParams
 
 SIZE = 75
 
+pytestmark = pytest.mark.slow  # each test trains InceptionV3's head, some of its base
+
 
 def _data(n: int = 16, seed: int = 0) -> tf.data.Dataset:
     rng = np.random.default_rng(seed)

@@ -63,9 +63,11 @@ def _data(data: ReportData) -> str:
     facts = summary.ingestion if summary else {}
     if "files_found" in facts:
         kinds = ", ".join(f"{kind} {n}" for kind, n in facts["quarantined_per_kind"].items())
+        skipped = (f", {facts['skipped']} system files skipped (not counted)"
+                   if facts.get("skipped") else "")
         parts.append(f"<p>Read {_e(', '.join(facts['folders_read']))}: {facts['ingested']} of "
                      f"{facts['files_found']} files ingested, {facts['quarantined']} "
-                     f"quarantined{_e(' (' + kinds + ')' if kinds else '')}.</p>")
+                     f"quarantined{_e(' (' + kinds + ')' if kinds else '')}{skipped}.</p>")
     by_class = summary.examples_per_split_and_class if summary else {}
     if by_class:
         classes = sorted({name for counts in by_class.values() for name in counts})

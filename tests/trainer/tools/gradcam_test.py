@@ -85,6 +85,7 @@ def _corner_dataset(count: int, rng: np.random.Generator) -> tuple[np.ndarray, n
     return images, labels.astype(np.float32)
 
 
+@pytest.mark.slow  # trains the classifier for five epochs
 def test_gradcam_puts_the_heat_where_the_class_signal_is():
     tf.keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
