@@ -140,22 +140,14 @@ def test_a_cache_within_the_memory_bound_is_read_once_and_reshuffled_each_epoch(
     assert sorted(index[row.tobytes()] for row in _epoch(dataset)[0]) == list(range(10))
 
 
-def test_in_the_cached_head_dropout_drops_in_training_and_is_the_identity_at_inference(model):
+def test_in_the_cached_head_dropout_drops_in_training_and_is_the_identity_at_inference(
+        model, check_dropout_is_training_only):
     # The head trains alone on cached features (no augmentation, no base): Dropout is the only
     # layer that can make training outputs differ.
     head = bottleneck.head_model(model)
     assert [layer.name for layer in head.layers[1:]] == ["dense_0", "dropout", "probability"]
     features = tf.random.uniform((16, head.input.shape[-1]), 0.0, 2.0, seed=6)
-    inference = head(features, training=False).numpy()
-    np.testing.assert_array_equal(inference, head(features, training=False).numpy())
-    without_dropout = features
-    for layer in head.layers[1:]:
-        if layer.name != "dropout":
-            without_dropout = layer(without_dropout, training=True)
-    np.testing.assert_allclose(without_dropout.numpy(), inference, rtol=1e-5, atol=1e-6)
-    first, second = head(features, training=True).numpy(), head(features, training=True).numpy()
-    assert not np.allclose(first, second, rtol=0, atol=1e-6)
-    assert not np.allclose(first, inference, rtol=0, atol=1e-6)
+    check_dropout_is_training_only(head, features)
 
 
 def test_fit_cached_trains_the_full_models_head_and_leaves_the_base(tmp_path, write_records):

@@ -75,23 +75,14 @@ def test_dropout_drops_units_only_in_training(model):
     np.testing.assert_array_equal(dropout(x, training=False).numpy(), x.numpy())
 
 
-def test_in_the_model_dropout_drops_in_training_and_is_the_identity_at_inference(model):
+def test_in_the_model_dropout_drops_in_training_and_is_the_identity_at_inference(
+        model, check_dropout_is_training_only):
     # Augmentation is off and the frozen base's BatchNorm runs in inference mode (the next test),
     # so Dropout is the only layer that can make training outputs differ.
     assert [layer.name for layer in model.layers[1:]] == [
         "base_preprocess", "inception_v3_mixed7", "flatten", "dense_0", "dropout", "probability"]
     images = tf.cast(tf.random.uniform((8, SMALL, SMALL, 3), 0, 255, seed=5), tf.uint8)
-    inference = model(images, training=False).numpy()
-    np.testing.assert_array_equal(inference, model(images, training=False).numpy())
-    # The same layers with Dropout left out, even in training mode, give the inference output.
-    without_dropout = images
-    for layer in model.layers[1:]:
-        if layer.name != "dropout":
-            without_dropout = layer(without_dropout, training=True)
-    np.testing.assert_allclose(without_dropout.numpy(), inference, rtol=1e-5, atol=1e-6)
-    first, second = model(images, training=True).numpy(), model(images, training=True).numpy()
-    assert not np.allclose(first, second, rtol=0, atol=1e-6)
-    assert not np.allclose(first, inference, rtol=0, atol=1e-6)
+    check_dropout_is_training_only(model, images)
 
 
 def test_frozen_base_runs_batchnorm_in_inference_mode_even_in_training(model):
