@@ -43,6 +43,13 @@ def cluster_uri(flag: str, value: str) -> str:
                     "docs/kubeflow-vertex.md")
 
 
+def pod_uri(flag: str, value: str, mounts: tuple) -> str:
+    """A gs:// URI, or a path inside the pods under one of the `--pvc` mounts."""
+    from pipeline.kubeflow.platform import pod_path
+
+    return pod_path(flag, value, mounts) or cluster_uri(flag, value)
+
+
 def beam_args(values: tuple[str, ...]) -> tuple[str, ...]:
     """`--beam-pipeline-args`, each a flag or a quoted string of flags, as one tuple."""
     args = tuple(arg for value in values for arg in shlex.split(value))
@@ -95,8 +102,11 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None
 @click.option("--output", "output_file", required=True, type=click.Path(path_type=Path),
               help="The package to write: .yaml for kubeflow, .json for vertex.")
 @click.option("--data", "data_uri", required=True,
-              help="The images, as gs://bucket/images (a path on this machine is refused: the "
-                   "pods cannot see it).")
+              help="The images, as gs://bucket/images, or a folder on a claim given with --pvc "
+                   "(a path on this machine is refused: the pods cannot see it).")
+@click.option("--pvc", "pvc_values", multiple=True,
+              help="Kubeflow only: mount a PersistentVolumeClaim in every step, CLAIM:/MOUNT/PATH "
+                   "(repeatable); --data and --serving-dir may then be folders under it.")
 @click.option("--classes", default=None,
               help="Class names a,b (gs:// --data is not read here; the Trainer takes the names "
                    "from the curated schema at run time).")
@@ -104,8 +114,8 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None
               help="With --classes: DATA/<class>/, DATA/train|eval/<class>/, "
                    "DATA/span-<N>/<class>/ or DATA/span-<N>/train|eval/<class>/.")
 @click.option("--serving-dir", default=None,
-              help="TF Serving's base path; models go to <dir>/<model-name>/<version> "
-                   "[default: PIPELINE_ROOT/serving].")
+              help="TF Serving's base path, gs:// or under a --pvc mount; models go to "
+                   "<dir>/<model-name>/<version> [default: PIPELINE_ROOT/serving].")
 @click.option("--model-name", default="image-classifier", show_default=True,
               help="Pipeline and TF Serving model name (lowercase letters, digits, '-').")
 @click.option("--beam-pipeline-args", "beam_values", multiple=True,
@@ -129,7 +139,8 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None
 @image_model_options
 @pipeline_options
 def compile_pipeline(target: str, image: str, pipeline_root: str,
-                     output_file: Path, data_uri: str, classes: str | None, layout: str | None,
+                     output_file: Path, data_uri: str, pvc_values: tuple[str, ...],
+                     classes: str | None, layout: str | None,
                      serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
                      gpus: int, gpu_type: str, trainer_memory: str, trainer_cpus: float,
                      beam_memory: str, beam_cpus: float, weights: str | None,
@@ -146,10 +157,19 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
     if not image.strip() or any(c.isspace() for c in image):
         raise UserError(f"--image {image!r} is not an image reference, e.g. "
                         "europe-docker.pkg.dev/PROJECT/imgpipe/imgpipe:1")
+    from pipeline.kubeflow.platform import PvcMount, check_mounts
+
+    if pvc_values and target != "kubeflow":
+        raise UserError("--pvc is for --target kubeflow: Vertex AI steps mount no Kubernetes "
+                        "volumes; give --data as gs://BUCKET/... (see docs/kubeflow-vertex.md)")
+    mounts = tuple(PvcMount.parse(value) for value in pvc_values)
+    check_mounts(mounts)
+    # The root stays gs://, never a PVC path: KFP's object store takes gs://, s3://, minio://
+    # roots only (kubeflow/pipelines backend/src/v2/objectstore/config.go, ParseBucketPathToConfig).
     pipeline_root = cluster_uri("--pipeline-root", pipeline_root)
-    data_uri = cluster_uri("--data", data_uri)
+    data_uri = pod_uri("--data", data_uri, mounts)
     if serving_dir is not None:
-        serving_dir = cluster_uri("--serving-dir", serving_dir)
+        serving_dir = pod_uri("--serving-dir", serving_dir, mounts)
     names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout)
     if target == "kubeflow" and spans:
         raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
@@ -176,8 +196,8 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                               serving_model_dir=paths.serving_model_dir(model_name))
     config = build_pipeline_config(destination, hparams, options, spans=spans,
                                    given_splits=given_splits, beam_pipeline_args=args)
-    package = compile_package(config, RemoteTarget(target, image, resources, beam_resources),
-                              output_file)
+    package = compile_package(config, RemoteTarget(target, image, resources, beam_resources,
+                                                   mounts), output_file)
     click.echo(f"wrote {package.path}: {package.task_count} tasks for {target}, image {image}, "
                f"classes {', '.join(names)}")
     click.echo(f"pipeline root {config.pipeline_root}; models pushed to "

@@ -19,6 +19,7 @@ from tfx.utils import import_utils
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import UserError
+from pipeline.kubeflow import platform as kubeflow_platform
 from pipeline.kubeflow import rules as kubeflow_rules
 from pipeline.kubeflow import spec as kubeflow_spec
 from pipeline.pipeline import create_pipeline
@@ -28,19 +29,30 @@ PACKAGE_SUFFIXES = {"kubeflow": (".yaml", ".yml"), "vertex": (".json",)}
 
 @dataclasses.dataclass(frozen=True)
 class RemoteTarget:
-    """Where and how the compiled pipeline runs: orchestrator, image, and what the Trainer and
-    each Beam step (ExampleGen, StatisticsGen, Transform, Evaluator) ask for."""
+    """Where and how the compiled pipeline runs: orchestrator, image, what the Trainer and each
+    Beam step (ExampleGen, StatisticsGen, Transform, Evaluator) ask for, and the PVCs every step
+    mounts (Kubeflow only)."""
 
     target: str
     image: str
     resources: kubeflow_spec.StepResources = kubeflow_spec.StepResources()
     beam_resources: kubeflow_spec.StepResources = kubeflow_spec.StepResources()
+    mounts: tuple[kubeflow_platform.PvcMount, ...] = ()
 
     def __post_init__(self) -> None:
         if self.target not in kubeflow_spec.TARGETS:
             raise ValueError(f"target must be one of {kubeflow_spec.TARGETS}, got {self.target}")
         if not self.image:
             raise ValueError("image must not be empty")
+        if self.mounts and self.target != "kubeflow":
+            raise ValueError("PVC mounts are Kubeflow's; Vertex AI has no Kubernetes volumes")
+
+    def platform(self, executor_labels: list[str]) -> dict[str, Any] | None:
+        """Kubeflow's PlatformSpec document for these executors: the mounts, the GPU nodes."""
+        gpus = self.resources.gpus
+        return kubeflow_platform.build_platform(
+            executor_labels, self.mounts, kubeflow_spec.TRAINER_EXECUTOR if gpus else None,
+            self.resources.gpu_type)
 
     def executor_resources(self) -> dict[str, kubeflow_spec.ResourceSpec]:
         """Each executor's `resources` in the compiled spec; executors left out ask for none."""
@@ -103,7 +115,9 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
     if remote.target == "kubeflow":
         spec = job["pipelineSpec"]
         changes = kubeflow_spec.adapt_for_kubeflow(spec, config.pipeline_root)
-        platform = remote.resources.kubernetes_platform()
+        platform = remote.platform(sorted(label for label, executor in
+                                           spec["deploymentSpec"]["executors"].items()
+                                           if "container" in executor))
         text = yaml.safe_dump_all([spec] + ([platform] if platform else []), sort_keys=True)
     else:
         text = json.dumps(job, indent=1, sort_keys=True) + "\n"
@@ -117,6 +131,8 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
                                  remedy="nothing was written; please report this with the "
                                         "command you ran")
         problems = artifact_type_problems(spec_proto)
+        if remote.target == "kubeflow":
+            problems += platform_problems(partial, remote, spec_proto)
         if problems:
             raise UserError(f"{output} is not a valid {remote.target} pipeline: {problems[0]}")
     except BaseException:
@@ -124,6 +140,23 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
         raise
     os.replace(partial, output)
     return CompiledPackage(output, remote.target, len(spec_proto.root.dag.tasks), tuple(changes))
+
+
+def platform_problems(path: Path, remote: RemoteTarget, spec: Any) -> list[str]:
+    """The written PlatformSpec read back: what the backend accepts, and every container step
+    mounting every claim asked for (a step without its mount could not read the data)."""
+    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    platform = documents[1] if len(documents) > 1 else None
+    executors = kubeflow_spec.deployment_config(spec).executors
+    problems = kubeflow_platform.platform_problems(platform, set(executors))
+    configured = ((platform or {}).get("platforms", {}).get("kubernetes", {})
+                  .get("deploymentSpec", {}).get("executors", {}))
+    wanted = [{"constant": m.claim, "mountPath": m.mount_path} for m in remote.mounts]
+    for label, executor in sorted(executors.items()):
+        if executor.WhichOneof("spec") == "container" and wanted and (
+                configured.get(label, {}).get("pvcMount") != wanted):
+            problems.append(f"{label.removesuffix('_executor')} does not mount the claims given")
+    return problems
 
 
 def artifact_type_problems(spec: Any) -> list[str]:

@@ -33,7 +33,6 @@ EXAMPLE_GEN_TASK = "ImageExampleGen"
 # it refuses any other strategy. Vertex AI runs these queries against its ML Metadata.
 RESOLVER_QUERY = re.compile(r'schema_title="[\w.]+" AND state=LIVE( AND .+)?')
 GPU_TYPE = re.compile(r"nvidia-[a-z0-9-]+")
-GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 KUBERNETES_GPU_RESOURCE = "nvidia.com/gpu"
 MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(G|Gi|GB|M|Mi|MB|T|Ti|TB)")
 _MEMORY_GB = {"G": 1.0, "GB": 1.0, "Gi": 2**30 / 1e9, "M": 1e-3, "MB": 1e-3, "Mi": 2**20 / 1e9,
@@ -101,14 +100,6 @@ class StepResources:
             spec.accelerator.type = self.accelerator_type(target)
             spec.accelerator.count = self.gpus
         return spec if spec.ByteSize() else None
-
-    def kubernetes_platform(self) -> dict[str, Any] | None:
-        """Kubeflow's platform spec: a GKE node selector for the GPU model, when GPUs are asked."""
-        if not self.gpus:
-            return None
-        selector = {"nodeSelector": {"labels": {GKE_ACCELERATOR_LABEL: self.gpu_type}}}
-        return {"platforms": {"kubernetes": {"deploymentSpec": {
-            "executors": {TRAINER_EXECUTOR: selector}}}}}
 
 
 def set_resources(spec: dict[str, Any], resources: dict[str, ResourceSpec]) -> None:

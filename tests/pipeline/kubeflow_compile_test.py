@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from google.protobuf import json_format, struct_pb2
 from kfp import components
 from kfp.client.client import _extract_pipeline_yaml
+from kfp.kubernetes.kubernetes_executor_config_pb2 import KubernetesExecutorConfig
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow.v2.container import (
     kubeflow_v2_entrypoint_utils,
@@ -307,8 +308,59 @@ def test_compile_refuses_a_data_folder_only_this_machine_sees(tmp_path):
     assert isinstance(result.exception, UserError), result.output
     assert str(result.exception) == (
         f"--data {data} is a path on this machine, which the pipeline's pods cannot see; copy it "
-        "to a bucket (gsutil -m cp -r) and pass gs://BUCKET/..., see docs/kubeflow-vertex.md")
+        "to a bucket (gsutil -m cp -r) and pass gs://BUCKET/..., or mount a claim that holds it "
+        "(--pvc CLAIM:/MOUNT/PATH, Kubeflow only), see docs/kubeflow-vertex.md")
     assert not (tmp_path / "p.yaml").exists()
+
+
+def test_kubeflow_steps_mount_the_claims_that_hold_data_and_models(tmp_path):
+    out = tmp_path / "pipeline.yaml"
+    result = _compile(
+        "--target", "kubeflow", "--pipeline-root", "gs://bucket/root", "--output", str(out),
+        "--pvc", "images:/mnt/images/", "--pvc", "models.v1:/mnt/models", "--data",
+        "/mnt/images/pets", "--serving-dir", "/mnt/models/serving", "--classes", "cats,dogs",
+        "--layout", "classes")
+    assert result.exit_code == 0, (result.output, result.exception)
+    doc = _extract_pipeline_yaml(str(out))  # exactly what kfp.Client uploads
+    executors = json_format.MessageToDict(doc.platform_spec)["platforms"]["kubernetes"][
+        "deploymentSpec"]["executors"]
+    pipeline_spec = next(yaml.safe_load_all(out.read_text()))
+    containers = {label for label, executor in _executors(pipeline_spec).items()
+                  if "container" in executor}
+    assert set(executors) == containers and len(containers) >= 9
+    for config in executors.values():
+        # Parsed as strictly as the backend's compiler does (protojson into kfp-kubernetes' proto).
+        parsed = json_format.ParseDict(config, KubernetesExecutorConfig())
+        assert [(m.constant, m.mount_path) for m in parsed.pvc_mount] == [
+            ("images", "/mnt/images"), ("models.v1", "/mnt/models")]
+    spec = json_format.MessageToDict(doc.pipeline_spec)
+    assert _parameter(spec, "ImageExampleGen", "input_base") == "/mnt/images/pets"
+    assert _parameter(spec, "Pusher", "serving_model_dir") == (
+        "/mnt/models/serving/image-classifier")
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--target", "vertex", "--pvc", "images:/mnt/images", "--data", "/mnt/images"],
+     "--pvc is for --target kubeflow: Vertex AI steps mount no Kubernetes volumes"),
+    (["--target", "kubeflow", "--pvc", "images", "--data", "gs://b/images"],
+     "--pvc 'images': write CLAIM:/MOUNT/PATH"),
+    (["--target", "kubeflow", "--pvc", "Images:/mnt/i", "--data", "gs://b/images"],
+     "'Images' is not a Kubernetes claim name"),
+    (["--target", "kubeflow", "--pvc", "images:mnt/i", "--data", "gs://b/images"],
+     "the mount path must be an absolute folder other than /"),
+    (["--target", "kubeflow", "--pvc", "a:/mnt", "--pvc", "b:/mnt/b", "--data", "/mnt/x"],
+     "--pvc a:/mnt and b:/mnt/b overlap"),
+    (["--target", "kubeflow", "--pvc", "a:/mnt/a", "--data", "/mnt/ab/images"],
+     "--data /mnt/ab/images is a path on this machine, which the pipeline's pods cannot see "
+     "(mounted: /mnt/a)"),
+])
+def test_compile_refuses_claims_it_cannot_mount(tmp_path, args, expected):
+    output = tmp_path / ("p.json" if "vertex" in args else "p.yaml")
+    result = _compile("--output", str(output), "--pipeline-root", "gs://b/root", "--classes",
+                      "a,b", "--layout", "classes", *args)
+    assert isinstance(result.exception, UserError), result.output
+    assert expected in str(result.exception) and "\n" not in str(result.exception)
+    assert not output.exists()
 
 
 def test_compile_needs_explicit_weights_and_the_right_suffix(tmp_path):

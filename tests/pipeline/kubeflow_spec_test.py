@@ -235,12 +235,7 @@ def test_trainer_resources_per_target():
     kubeflow = resources.resource_spec("kubeflow")
     assert kubeflow.accelerator.type == "nvidia.com/gpu"
     assert (kubeflow.cpu_request, kubeflow.memory_request) == (8.0, 32.0)  # Kubernetes' requests
-    platform = resources.kubernetes_platform()
-    selector = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
-        "Trainer_executor"]["nodeSelector"]["labels"]
-    assert selector == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert kubeflow_spec.StepResources().resource_spec("vertex") is None
-    assert kubeflow_spec.StepResources().kubernetes_platform() is None
 
 
 @pytest.mark.parametrize("text,gigabytes", [("32G", 32.0), ("32GB", 32.0), ("16Gi", 17.18),
