@@ -145,8 +145,7 @@ def compile_package(config: PipelineConfig, remote: RemoteTarget, output: Path
 def platform_problems(path: Path, remote: RemoteTarget, spec: Any) -> list[str]:
     """The written PlatformSpec read back: what the backend accepts, and every container step
     mounting every claim asked for (a step without its mount could not read the data)."""
-    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
-    platform = documents[1] if len(documents) > 1 else None
+    platform = kubeflow_platform.read_platform(path)
     executors = kubeflow_spec.deployment_config(spec).executors
     problems = kubeflow_platform.platform_problems(platform, set(executors))
     configured = ((platform or {}).get("platforms", {}).get("kubernetes", {})

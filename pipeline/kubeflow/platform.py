@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+from pathlib import Path
 from typing import Any
 
+import yaml
 from google.protobuf import json_format
 from kfp.kubernetes import kubernetes_executor_config_pb2
 
@@ -106,6 +108,21 @@ def build_platform(executor_labels: list[str], mounts: tuple[PvcMount, ...],
     if not executors:
         return None
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def read_platform(path: Path) -> dict[str, Any] | None:
+    """The PlatformSpec document of a Kubeflow package (its second YAML document), if any."""
+    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    return documents[1] if len(documents) > 1 and isinstance(documents[1], dict) else None
+
+
+def check_platform(path: Path, executor_labels: set[str]) -> None:
+    """Refuses, in one line, a package whose platform spec the backend would refuse or ignore."""
+    problems = platform_problems(read_platform(path), executor_labels)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{path} is not a valid kubeflow pipeline: {problems[0]}{more}; "
+                        "recompile it with 'imgpipe compile --target kubeflow'")
 
 
 def platform_problems(platform: dict[str, Any] | None, executor_labels: set[str]) -> list[str]:

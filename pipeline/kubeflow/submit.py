@@ -45,6 +45,11 @@ def load_package(package: Path, target: str) -> Any:
                         f"that 'imgpipe compile --target {target}' writes")
     spec = kubeflow_spec.read_package(package, target)
     kubeflow_rules.check_spec(spec, target, str(package))
+    if target == "kubeflow":
+        from pipeline.kubeflow import platform as kubeflow_platform
+
+        kubeflow_platform.check_platform(
+            package, set(kubeflow_spec.deployment_config(spec).executors))
     return spec
 
 

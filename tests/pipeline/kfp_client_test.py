@@ -174,4 +174,15 @@ def test_packages_kubeflow_cannot_run_are_refused_before_sending_anything(kfp_ho
             f"{schema_2_0} is not a valid kubeflow pipeline: schemaVersion is 2.0.0; Kubeflow "
             "Pipelines' API server accepts 2.1.0 only (kubeflow/pipelines backend/src/apiserver/"
             "template/v2_template.go); recompile it with 'imgpipe compile --target kubeflow'")
+    # A mount under a label the backend has no executor for would be ignored: the step could not
+    # read its data.
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+        "Transform_executor": {"pvcMount": [{"constant": "images", "mountPath": "/mnt/i"}]}}}}}}
+    misplaced = tmp_path / "misplaced-mount.yaml"
+    misplaced.write_text(yaml.safe_dump_all([SPEC, platform]))
+    result = CliRunner().invoke(cli, ["kfp", "submit", "--host", kfp_host, "--package",
+                                      str(misplaced)])
+    assert isinstance(result.exception, UserError), result.output
+    assert "names executor 'Transform_executor', which the pipeline does not have" in str(
+        result.exception)
     assert FakeKfp.requests == []
