@@ -87,6 +87,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
         check_data_readable,
         check_docker,
         check_metadata_store,
+        check_output_writable,
         check_paths,
         check_weights,
         resolve_weights,
@@ -96,6 +97,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
     span = options["span"]
     weights = resolve_weights(weights)
     check_paths(data_dir, output_dir)  # before the lock, which creates the output folder
+    check_output_writable(output_dir)
     if if_new_data and span is not None:
         raise UserError("--if-new-data looks for a span later than the last run's; drop --span")
     check_data_readable(data_dir)

@@ -2,14 +2,16 @@
 
 Each one turns a failure that would otherwise surface deep inside a component (or as a Python
 traceback) into one line: data this user cannot read, an ML Metadata database that is not one,
-data and output folders inside each other, weights the Trainer could not load, and a Docker
-engine that does not answer. A refusal answers before TFX loads, except the weights check.
+data and output folders inside each other, an output folder that cannot be written, weights the
+Trainer could not load, and a Docker engine that does not answer. A refusal answers before TFX
+loads, except the weights check.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,3 +185,25 @@ def check_paths(data: Path, output: Path) -> None:
     if data == output or data in output.parents or output in data.parents:
         raise UserError(f"--data {data} and --output {output} overlap; put the output folder "
                         "outside the data folder")
+
+
+def check_output_writable(output: Path) -> None:
+    """The output folder (or, before it exists, the folder it would be made in) takes a new file.
+
+    Tried by writing, not by `os.access`: root passes every mode check, but not a read-only
+    mount, and a full disk or a quota shows only on a real write.
+    """
+    folder = output.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"--output {output}: {folder} is a file, not a folder; pass a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".imgpipe-write-check-") as probe:
+            probe.write(b"x")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        what = "" if folder == output.resolve() else f" ({folder}, where it would be made)"
+        raise UserError(f"--output {output} cannot be written{what}: {_reason(error)}; pass a "
+                        "folder on a writable disk with free space") from None

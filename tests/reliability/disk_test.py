@@ -1,0 +1,73 @@
+"""Output folders that cannot take a run: a read-only mount, a full disk. Refused up front, in
+one line, before anything is written. Real mounts (tmpfs), which CI can make: it runs as root.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+BASE_ARGS = ("--weights", "none", "--image-size", "75", "--epochs", "1")
+
+
+@pytest.fixture
+def tmpfs(tmp_path) -> Iterator[Callable[..., Path]]:
+    """`tmpfs(name, size="1m", options="")`: a tmpfs mounted at tmp_path/name, unmounted after."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests mount tmpfs file systems, which needs root (CI runs as root)",
+                    pytrace=False)
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "1m", options: str = "") -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(filter(None, [
+            f"size={size}", options])), "tmpfs", str(point)], check=True, timeout=30)
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False, timeout=30)
+
+
+def _fill(folder: Path) -> None:
+    """Writes into `folder` until its file system has no block left."""
+    with open(folder / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+        with pytest.raises(OSError):
+            f.write(b"\0" * 65536)
+            f.flush()
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_a_read_only_output_is_refused_up_front(cli, tmpfs, tmp_path, tree_state, write_classes,
+                                                below):
+    data = write_classes(tmp_path / "data")
+    read_only = tmpfs("ro", options="ro")
+    output = read_only / "out" if below else read_only
+    before = tree_state(data)
+    line = cli("run", "--data", str(data), "--output", str(output), *BASE_ARGS
+               ).assert_one_line_error(f"--output {output} cannot be written")
+    assert "read-only file system" in line
+    assert ("where it would be made" in line) == below
+    assert tree_state(data) == before and not (read_only / "out").exists()
+
+
+def test_an_output_on_a_full_disk_is_refused_up_front(cli, tmpfs, tmp_path, write_classes):
+    data = write_classes(tmp_path / "data")
+    full = tmpfs("full", size="256k")
+    _fill(full)
+    line = cli("run", "--data", str(data), "--output", str(full / "out"), *BASE_ARGS
+               ).assert_one_line_error("cannot be written")
+    assert "no space left on device" in line
+    assert sorted(p.name for p in full.iterdir()) == ["filler"]
