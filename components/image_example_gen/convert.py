@@ -175,7 +175,8 @@ def to_examples(pipeline: beam.Pipeline, name: str, input_base: str, roots: Sequ
     Only `roots` (folders relative to `input_base`) are in the graph: the files are listed on
     the workers, then shuffled across them before conversion (`Spread`), so each split's
     examples are written in no particular order of path or class. Quarantined, skipped and
-    count records go to `<parts_prefix>-quarantined|skipped|counts-*.jsonl`.
+    count records go to `<parts_prefix>-*.jsonl`, one JSON object a line, its kind in `record`
+    (one writer: each `WriteToText` adds stages, which the DirectRunner pays on every run).
     """
     listed = (
         pipeline
@@ -189,12 +190,18 @@ def to_examples(pipeline: beam.Pipeline, name: str, input_base: str, roots: Sequ
         | f"ToExample[{name}]" >> beam.ParDo(to_example).with_outputs(
             QUARANTINED, *[split_tag(i) for i in range(outputs)])
     )
-    quarantined = ((listed[QUARANTINED], results[QUARANTINED])
-                   | f"AllQuarantined[{name}]" >> beam.Flatten())
-    for kind, records in ((QUARANTINED, quarantined), (SKIPPED, listed[SKIPPED]),
-                          (COUNTS, listed[COUNTS])):
-        _ = (records
-             | f"AsJson[{name}][{kind}]" >> beam.Map(json.dumps, ensure_ascii=False)
-             | f"Write[{name}][{kind}]" >> beam.io.WriteToText(f"{parts_prefix}-{kind}",
-                                                               file_name_suffix=".jsonl"))
+    records = [records | f"Tag[{name}][{label}]" >> beam.Map(_tagged, kind)
+               for label, kind, records in (
+                   ("quarantined by path", QUARANTINED, listed[QUARANTINED]),
+                   ("quarantined by content", QUARANTINED, results[QUARANTINED]),
+                   ("skipped", SKIPPED, listed[SKIPPED]), ("counts", COUNTS, listed[COUNTS]))]
+    _ = (records
+         | f"Records[{name}]" >> beam.Flatten()
+         | f"WriteRecords[{name}]" >> beam.io.WriteToText(parts_prefix,
+                                                          file_name_suffix=".jsonl"))
     return [results[split_tag(i)] for i in range(outputs)]
+
+
+def _tagged(record: dict[str, Any], kind: str) -> str:
+    """A report record as one JSON line, with its kind (`QUARANTINED`, `SKIPPED`, `COUNTS`)."""
+    return json.dumps({"record": kind, **record}, ensure_ascii=False)

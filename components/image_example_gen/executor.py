@@ -76,23 +76,24 @@ class _Listed:
     data_per_root: dict[str, dict[str, int]]  # root -> class ('' outside one) -> data files
 
 
-def _read_jsonl(parts_dir: str, kind: str) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted(tf.io.gfile.glob(posixpath.join(parts_dir, f"*-{kind}-*.jsonl"))):
-        with tf.io.gfile.GFile(path) as handle:
-            records.extend(json.loads(line) for line in handle if line.strip())
-    return records
-
-
 def _read_parts(parts_dir: str) -> _Listed:
-    data_per_root: dict[str, dict[str, int]] = {}
-    for record in _read_jsonl(parts_dir, convert.COUNTS):
-        counts = data_per_root.setdefault(record["root"], {})
-        for name, count in record["data_per_class"].items():
-            counts[name] = counts.get(name, 0) + count
-    return _Listed([QuarantinedFile(**r) for r in _read_jsonl(parts_dir, convert.QUARANTINED)],
-                   [SkippedFile(**r) for r in _read_jsonl(parts_dir, convert.SKIPPED)],
-                   data_per_root)
+    listed = _Listed([], [], {})
+    for path in sorted(tf.io.gfile.glob(posixpath.join(parts_dir, "*.jsonl"))):
+        with tf.io.gfile.GFile(path) as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                kind = record.pop("record")
+                if kind == convert.QUARANTINED:
+                    listed.quarantined.append(QuarantinedFile(**record))
+                elif kind == convert.SKIPPED:
+                    listed.skipped.append(SkippedFile(**record))
+                else:
+                    counts = listed.data_per_root.setdefault(record["root"], {})
+                    for name, count in record["data_per_class"].items():
+                        counts[name] = counts.get(name, 0) + count
+    return listed
 
 
 def _configs(exec_properties: dict[str, Any]
