@@ -213,10 +213,10 @@ def run_executor(data_root: Path, out: Path, beam_args: Sequence[str],
     executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args)))
     with around_do or contextlib.nullcontext():
         constructed = time.perf_counter()
-        cpu_before = _cpu_seconds()
+        cpu_before = cpu_seconds()
         executor.Do({}, {"examples": [examples]}, exec_properties)
         done = time.perf_counter()
-        cpu_after = _cpu_seconds()
+        cpu_after = cpu_seconds()
     return ExecutorRun(examples, constructed - start, done - constructed,
                        cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
 
@@ -235,7 +235,7 @@ def _written_bytes(out: Path) -> tuple[int, int, int]:
             else 0, records)
 
 
-def _cpu_seconds() -> tuple[float, float]:
+def cpu_seconds() -> tuple[float, float]:
     """(user+system CPU seconds of this process, of its waited-for children)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -352,7 +352,7 @@ def machine() -> dict[str, Any]:
                          "(see load averages); CPU seconds are less sensitive to it")
 
 
-def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
     """Least-squares (intercept, slope, R²) of ys against xs."""
     n = len(xs)
     mean_x, mean_y = sum(xs) / n, sum(ys) / n
@@ -386,10 +386,10 @@ def scaling_checks(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if len({r["config"]["images"] for r in group}) < 3:
             continue
         counts = [r["config"]["images"] for r in group]
-        wall_fixed, wall_slope, wall_r2 = _fit_line(counts, [r["seconds"] for r in group])
-        cpu_fixed, cpu_slope, cpu_r2 = _fit_line(counts, [_cpu_least(r) for r in group])
+        wall_fixed, wall_slope, wall_r2 = fit_line(counts, [r["seconds"] for r in group])
+        cpu_fixed, cpu_slope, cpu_r2 = fit_line(counts, [_cpu_least(r) for r in group])
         peaks = [r["peak_tree_rss_mb"] for r in group]
-        _, rss_slope, _ = _fit_line(counts, peaks)
+        _, rss_slope, _ = fit_line(counts, peaks)
         growth = peaks[-1] / peaks[0]
         input_mb_per_image = statistics.mean(r["bytes_read"] / r["config"]["images"]
                                              for r in group) / 2**20

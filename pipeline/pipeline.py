@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
@@ -90,18 +92,46 @@ def infra_validation(config: PipelineConfig, model: tfx.types.BaseChannel,
     ).with_id("InfraValidator")
 
 
-def create_pipeline(
-    config: PipelineConfig,
-    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
-) -> tfx.dsl.Pipeline:
-    """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gates -> Pusher."""
-    hp = config.hparams
+class DataComponents(NamedTuple):
+    """The pipeline's data steps, from the images to Transform's output, wired together."""
+
+    example_gen: tfx.types.BaseComponent
+    statistics_gen: tfx.types.BaseComponent
+    schema_gen: tfx.types.BaseComponent
+    curated_schema: tfx.types.BaseComponent
+    transform: tfx.types.BaseComponent
+
+
+def data_components(config: PipelineConfig) -> DataComponents:
+    """ImageExampleGen -> StatisticsGen -> SchemaGen -> CurateSchema -> Transform.
+
+    Apart from `create_pipeline` so that a pipeline of these alone can be built (TFX refuses a
+    pipeline whose components feed one left out): the Beam steps on external workers are tested
+    so (`tests/e2e/beam_workers_test.py`).
+    """
     example_gen = image_example_gen(config.data_root, config.layout, config.ingest)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     curated_schema = CurateSchema(
         inferred_schema=schema_gen.outputs["schema"], examples=example_gen.outputs["examples"])
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=curated_schema.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={IMAGE_SIZE_KEY: config.hparams.image_size},
+    )
+    return DataComponents(example_gen, statistics_gen, schema_gen, curated_schema, transform)
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
+) -> tfx.dsl.Pipeline:
+    """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gates -> Pusher."""
+    hp = config.hparams
+    data = data_components(config)
+    example_gen, statistics_gen, schema_gen, curated_schema, transform = data
     schema = curated_schema.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
@@ -109,12 +139,6 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         anomalies=example_validator.outputs["anomalies"],
         max_class_drift=config.data.max_class_drift)
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema,
-        preprocessing_fn=PREPROCESSING_FN,
-        custom_config={IMAGE_SIZE_KEY: hp.image_size},
-    )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),

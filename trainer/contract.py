@@ -41,11 +41,13 @@ DEVICE_PLAN_KEY = "device_plan"  # in HISTORY_FILE: what the device plan chose (
 HPARAMS_FILE = "assets.extra/hparams.json"  # TF Serving ignores assets.extra/ files
 SERVING_SUBDIR = "Format-Serving"  # where TFX's Trainer puts its serving_model_dir
 
-# Progress records that `imgpipe run` shows on the terminal. Two extra record attributes drive
-# its ingestion bar: INGEST_TOTAL (images the ExampleGen will read) and INGEST_DONE (images read
-# since the previous such record).
+# Progress records that `imgpipe run` shows on the terminal. Three extra record attributes drive
+# its ingestion bar: INGEST_TOTAL (images the ExampleGen will read; it starts a bar), INGEST_FOUND
+# (images a listing step found, added to the total: the files are listed inside Beam) and
+# INGEST_DONE (images read since the previous such record).
 PROGRESS_LOGGER = "imgpipe.progress"
 INGEST_TOTAL = "imgpipe_ingest_total"
+INGEST_FOUND = "imgpipe_ingest_found"
 INGEST_DONE = "imgpipe_ingest_done"
 
 

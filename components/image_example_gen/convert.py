@@ -1,10 +1,16 @@
-"""What Beam's workers run for the image ExampleGen: one file in, one serialized example out.
+"""What Beam's workers run for the image ExampleGen: folders listed, files read and converted.
+
+The Beam graph holds only the split folders (`beam.Create` of a few roots): `ListFiles` walks
+each on a worker and classifies every file (`files.classify`: candidate image, system file
+skipped, or quarantined by its path), `Reshuffle` fans the candidates out, and `ToExample`
+reads, checks and converts each one. So the submitted pipeline does not grow with the number of
+files (a `beam.Create` of every path cost about 70 bytes a file, 7 MB at 100k files).
 
 Kept light on purpose. A Beam worker process imports the module of every function it runs when
 it unpickles them; Beam's DirectRunner in multi-processing mode starts fresh workers for each
 pipeline run, so an import here is paid by each worker on each run. This module imports Beam
-and Pillow only; TensorFlow (for its decoder and `tf.train.Example`) is imported once per
-worker in `setup`, and TFX, whose ExampleGen modules are heavy to import, never.
+and Pillow only; TensorFlow (for its file listing, decoder and `tf.train.Example`) is imported
+once per worker in `setup`, and TFX, whose ExampleGen modules are heavy to import, never.
 """
 
 from __future__ import annotations
@@ -13,22 +19,28 @@ import bisect
 import dataclasses
 import hashlib
 import json
+import logging
+import os
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from components.image_example_gen import files
 from components.image_example_gen.inspect import Unusable, inspect_image
-from components.image_example_gen.report import QuarantinedFile
-from trainer.contract import INGEST_DONE, progress_logger
+from components.image_example_gen.report import QuarantinedFile, SkippedFile
+from trainer.contract import INGEST_DONE, INGEST_FOUND, progress_logger
 
 QUARANTINED = "quarantined"
 # `imgpipe run` echoes this logger's records to the terminal: the `imgpipe_ingest_done`
 # attribute says how many more files were read since the last record.
 # They reach it when Beam runs in this process (DirectRunner in_memory, the default).
 PROGRESS = progress_logger()
-PROGRESS_STEPS = 100  # at most about this many progress records per split
+PROGRESS_SECONDS = 1.0  # at most one progress record a second per DoFn instance
+SKIPPED = "skipped"
+COUNTS = "counts"
 
 
 def split_tag(index: int) -> str:
@@ -59,6 +71,41 @@ class HashSplits:
         return bisect.bisect(self.cumulative_buckets, bucket)
 
 
+class ListFiles(beam.DoFn):
+    """A split folder -> its candidate images; its skipped and path-quarantined files apart.
+
+    Each input is a folder relative to the data root (a split's root, or an earlier span's in a
+    window). Candidates go to the main output as (path, path relative to the data root, class
+    name); system files to `SKIPPED`, files that cannot be an image of a class by their path
+    to `QUARANTINED` (both as report records), and one `COUNTS` record per folder: its data
+    files (all but the skipped ones) per class, which the executor needs for its counts.
+    """
+
+    def __init__(self, input_base: str):
+        self._input_base = input_base
+
+    def process(self, root: str) -> Iterator[Any]:
+        """Walks one folder, one directory listing at a time."""
+        per_class: dict[str, int] = {}
+        candidates = 0
+        for found in files.iter_files(self._input_base, root):
+            if found.skipped:
+                yield beam.pvalue.TaggedOutput(SKIPPED, SkippedFile(
+                    found.relative, found.problem[1]).__dict__)
+                continue
+            key = found.class_name or ""
+            per_class[key] = per_class.get(key, 0) + 1
+            if found.problem:
+                yield beam.pvalue.TaggedOutput(QUARANTINED, QuarantinedFile(
+                    found.relative, *found.problem, found.class_name).__dict__)
+            else:
+                candidates += 1
+                yield found.path, found.relative, found.class_name
+        PROGRESS.info("found %d images under %s", candidates, root or ".",
+                      extra={INGEST_FOUND: candidates})
+        yield beam.pvalue.TaggedOutput(COUNTS, {"root": root, "data_per_class": per_class})
+
+
 class ToExample(beam.DoFn):
     """A candidate file -> its serialized example on its split's output, or a quarantine record.
 
@@ -67,13 +114,13 @@ class ToExample(beam.DoFn):
     """
 
     def __init__(self, class_names: Sequence[str], max_pixels: int,
-                 splits: HashSplits | None = None, report_every: int = 1):
+                 splits: HashSplits | None = None):
         self._class_names = tuple(class_names)
         self._max_pixels = max_pixels
         self._splits = splits
         self._make_example = None
-        self._report_every = max(1, report_every)
         self._unreported = 0
+        self._reported_at = 0.0
 
     def finish_bundle(self) -> None:
         """Reports the files read since the last progress record."""
@@ -81,17 +128,23 @@ class ToExample(beam.DoFn):
             PROGRESS.info("read %d more files", self._unreported,
                           extra={INGEST_DONE: self._unreported})
             self._unreported = 0
+        self._reported_at = time.monotonic()
 
     def setup(self) -> None:
         """TensorFlow, once per worker (for the decoder check and `tf.train.Example`)."""
         from components.image_example_gen import reader  # TF_USE_LEGACY_KERAS is set by now
 
         self._make_example = reader.make_example
+        self._reported_at = time.monotonic()
+        # Where this code was imported from, and by which process: on external workers, the
+        # installed package (tests/e2e/beam_workers_test.py reads this line in the worker logs).
+        logging.getLogger(__name__).info("imgpipe ToExample set up in process %d from %s",
+                                         os.getpid(), __file__)
 
     def process(self, candidate: tuple[str, str, str]) -> Iterator[Any]:
         """Reads, checks and converts one file."""
         self._unreported += 1
-        if self._unreported >= self._report_every:
+        if time.monotonic() - self._reported_at >= PROGRESS_SECONDS:
             self.finish_bundle()
         path, relative, class_name = candidate
         try:
@@ -114,23 +167,41 @@ class ToExample(beam.DoFn):
         yield beam.pvalue.TaggedOutput(split_tag(index), example.SerializeToString())
 
 
-def to_examples(pipeline: beam.Pipeline, name: str, candidates: list[tuple[str, str, str]],
-                to_example: ToExample, outputs: int, quarantine_prefix: str
+def to_examples(pipeline: beam.Pipeline, name: str, input_base: str, roots: Sequence[str],
+                to_example: ToExample, outputs: int, parts_prefix: str
                 ) -> list[beam.pvalue.PCollection]:
-    """The serialized examples of each of `outputs` splits; quarantine records to text files.
+    """The serialized examples of each of `outputs` splits; the reports' records to text files.
 
-    The candidates are shuffled across workers before conversion (`Spread`), so each split's
-    examples are written in no particular order of path or class.
+    Only `roots` (folders relative to `input_base`) are in the graph: the files are listed on
+    the workers, then shuffled across them before conversion (`Spread`), so each split's
+    examples are written in no particular order of path or class. Quarantined, skipped and
+    count records go to `<parts_prefix>-*.jsonl`, one JSON object a line, its kind in `record`
+    (one writer: each `WriteToText` adds stages, which the DirectRunner pays on every run).
     """
-    results = (
+    listed = (
         pipeline
-        | f"Candidates[{name}]" >> beam.Create(candidates)
+        | f"Roots[{name}]" >> beam.Create(list(roots))
+        | f"List[{name}]" >> beam.ParDo(ListFiles(input_base)).with_outputs(
+            QUARANTINED, SKIPPED, COUNTS, main="candidates")
+    )
+    results = (
+        listed.candidates
         | f"Spread[{name}]" >> beam.Reshuffle()
         | f"ToExample[{name}]" >> beam.ParDo(to_example).with_outputs(
             QUARANTINED, *[split_tag(i) for i in range(outputs)])
     )
-    _ = (results[QUARANTINED]
-         | f"AsJson[{name}]" >> beam.Map(json.dumps, ensure_ascii=False)
-         | f"WriteQuarantined[{name}]" >> beam.io.WriteToText(quarantine_prefix,
-                                                              file_name_suffix=".jsonl"))
+    records = [records | f"Tag[{name}][{label}]" >> beam.Map(_tagged, kind)
+               for label, kind, records in (
+                   ("quarantined by path", QUARANTINED, listed[QUARANTINED]),
+                   ("quarantined by content", QUARANTINED, results[QUARANTINED]),
+                   ("skipped", SKIPPED, listed[SKIPPED]), ("counts", COUNTS, listed[COUNTS]))]
+    _ = (records
+         | f"Records[{name}]" >> beam.Flatten()
+         | f"WriteRecords[{name}]" >> beam.io.WriteToText(parts_prefix,
+                                                          file_name_suffix=".jsonl"))
     return [results[split_tag(i)] for i in range(outputs)]
+
+
+def _tagged(record: dict[str, Any], kind: str) -> str:
+    """A report record as one JSON line, with its kind (`QUARANTINED`, `SKIPPED`, `COUNTS`)."""
+    return json.dumps({"record": kind, **record}, ensure_ascii=False)

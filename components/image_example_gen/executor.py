@@ -1,14 +1,17 @@
 """The image ExampleGen's executor: every file ingested, quarantined or skipped, in TFX's layout.
 
-`Do` lists every file under each split's folder first (the driver has already put the chosen
-span into the patterns; with a span window, the folders of the earlier spans of the window are
-listed too), skips system files (`files.classify`: listed apart, never counted as
-quarantined), quarantines what cannot be a labelled image by its path, and hands the rest to
-Beam, which reads, checks and converts each file in parallel (`convert.py`, the only code Beam's
-workers import). Files that fail the image checks are written by Beam beside the examples; `Do`
-then merges them into the quarantine report, writes the skipped report, records the counts and
-class names on the Examples artifact, and fails the component when the input is not fit to
-train on (too many quarantined files, or a class with no image).
+`Do` resolves which folders each split reads (the driver has already put the chosen span into
+the patterns; with a span window, the folders of the earlier spans of the window are read too)
+and the class names (the class folders directly under them: a cheap listing), and hands only
+those folders to Beam. Beam lists every file under them on its workers, skips system files
+(`files.classify`: listed apart, never counted as quarantined), quarantines what cannot be a
+labelled image by its path, then reads, checks and converts the rest in parallel
+(`convert.py`, the only code Beam's workers import). The file list is never in the submitted
+pipeline, so its size does not grow with the data. Beam writes the quarantined and skipped
+files and per-folder counts beside the examples; `Do` then merges them into the quarantine and
+skipped reports, records the counts and class names on the Examples artifact, and fails the
+component when the input is not fit to train on (too many quarantined files, or a class with no
+image).
 
 The Beam pipeline is this executor's own (`GenerateExamplesByBeam`, TFX's extension point, and
 the writing in `Do`), with TFX's semantics: output splits by TFX's hash of the partition
@@ -21,6 +24,7 @@ the same step that makes the example, and the examples are written without a sec
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import posixpath
@@ -54,20 +58,42 @@ _PARTS_DIR = ".quarantine-parts"
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
-    """What Beam is given: the candidate images of each split pattern, and where to report."""
+    """What Beam is given: the folders of each split pattern, and where to report."""
 
-    candidates: dict[str, list[tuple[str, str, str]]]  # pattern -> (path, relative, class)
+    input_base: str
+    roots: dict[str, list[str]]  # pattern -> folders relative to input_base
     class_names: tuple[str, ...]
     parts_dir: str
     max_pixels: int
 
 
-def _read_parts(parts_dir: str) -> list[QuarantinedFile]:
-    records = []
+@dataclasses.dataclass(frozen=True)
+class _Listed:
+    """What Beam's listing and conversion found, read back from the parts files."""
+
+    quarantined: list[QuarantinedFile]
+    skipped: list[SkippedFile]
+    data_per_root: dict[str, dict[str, int]]  # root -> class ('' outside one) -> data files
+
+
+def _read_parts(parts_dir: str) -> _Listed:
+    listed = _Listed([], [], {})
     for path in sorted(tf.io.gfile.glob(posixpath.join(parts_dir, "*.jsonl"))):
         with tf.io.gfile.GFile(path) as handle:
-            records.extend(QuarantinedFile(**json.loads(line)) for line in handle if line.strip())
-    return records
+            for line in handle:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                kind = record.pop("record")
+                if kind == convert.QUARANTINED:
+                    listed.quarantined.append(QuarantinedFile(**record))
+                elif kind == convert.SKIPPED:
+                    listed.skipped.append(SkippedFile(**record))
+                else:
+                    counts = listed.data_per_root.setdefault(record["root"], {})
+                    for name, count in record["data_per_class"].items():
+                        counts[name] = counts.get(name, 0) + count
+    return listed
 
 
 def _configs(exec_properties: dict[str, Any]
@@ -96,24 +122,22 @@ class Executor(BaseExampleGenExecutor):
         input_config, output_config = _configs(exec_properties)
         split_names = utils.generate_output_split_names(input_config, output_config)
 
-        def to_example(pattern: str, splits: convert.HashSplits | None) -> convert.ToExample:
-            return convert.ToExample(plan.class_names, plan.max_pixels, splits,
-                                     len(plan.candidates[pattern]) // convert.PROGRESS_STEPS)
-
+        to_example = functools.partial(convert.ToExample, plan.class_names, plan.max_pixels)
         if output_config.split_config.splits:  # one input split, hash-split into the outputs
             buckets = [s.hash_buckets for s in output_config.split_config.splits]
             hash_splits = convert.HashSplits(
                 output_config.split_config.partition_feature_name,
                 tuple(sum(buckets[: i + 1]) for i in range(len(buckets))))
-            (pattern,) = plan.candidates
+            (pattern,) = plan.roots
             return dict(zip(split_names, convert.to_examples(
-                pipeline, "images", plan.candidates[pattern], to_example(pattern, hash_splits),
-                len(split_names), posixpath.join(plan.parts_dir, "split-0")), strict=True))
+                pipeline, "images", plan.input_base, plan.roots[pattern],
+                to_example(hash_splits), len(split_names),
+                posixpath.join(plan.parts_dir, "split-0")), strict=True))
         result = {}
         for index, (name, split) in enumerate(zip(split_names, input_config.splits,
                                                   strict=True)):
             (result[name],) = convert.to_examples(
-                pipeline, name, plan.candidates[split.pattern], to_example(split.pattern, None),
+                pipeline, name, plan.input_base, plan.roots[split.pattern], to_example(None),
                 1, posixpath.join(plan.parts_dir, f"split-{index}"))
         return result
 
@@ -157,39 +181,34 @@ class Executor(BaseExampleGenExecutor):
         roots = {pattern: [root for _, root in listing] for pattern, listing in windows.items()}
         all_roots = [root for listing in roots.values() for root in listing]
         class_names = files.class_names_under(input_base, all_roots)
-        found = {pattern: [f for root in listing for f in files.find_files(input_base, root)]
-                 for pattern, listing in roots.items()}
-        everything = [f for listing in found.values() for f in listing]
-        by_path = [QuarantinedFile(f.relative, *f.problem, f.class_name)
-                   for f in everything if f.problem and not f.skipped]
-        skipped = tuple(SkippedFile(f.relative, f.problem[1]) for f in everything if f.skipped)
         plan = _Plan(
-            candidates={p: [(f.path, f.relative, f.class_name) for f in listing if not f.problem]
-                        for p, listing in found.items()},
+            input_base=input_base,
+            roots=roots,
             class_names=class_names,
             parts_dir=posixpath.join(examples.uri, _PARTS_DIR),
             max_pixels=settings.max_pixels,
         )
         self._log_startup(input_dict, output_dict, exec_properties)
-        total = sum(len(listing) for listing in plan.candidates.values())
-        convert.PROGRESS.info("ingesting %d images", total,
-                              extra={INGEST_TOTAL: total})
+        convert.PROGRESS.info("listing and ingesting the images under %d folder(s)",
+                              len(all_roots), extra={INGEST_TOTAL: 0})
         self._write_examples(output_dict, {**exec_properties, _PLAN_KEY: plan})
 
-        by_content = _read_parts(plan.parts_dir)
+        listed = _read_parts(plan.parts_dir)
         tf.io.gfile.rmtree(plan.parts_dir)
         per_class: dict[str, int] = {name: 0 for name in class_names}
-        for f in everything:
-            if f.class_name in per_class and not f.skipped:
-                per_class[f.class_name] += 1
-        report = IngestReport(class_names, len(everything), per_class,
-                              tuple(by_path + by_content), skipped)
+        for counts in listed.data_per_root.values():
+            for name, count in counts.items():
+                if name in per_class:
+                    per_class[name] += count
+        data_files = sum(sum(counts.values()) for counts in listed.data_per_root.values())
+        report = IngestReport(class_names, data_files + len(listed.skipped), per_class,
+                              tuple(listed.quarantined), tuple(listed.skipped))
         _write_report(examples, report)
         examples.set_string_custom_property(properties.FOLDERS_READ, json.dumps(
             [posixpath.join(input_base, root) for root in all_roots], ensure_ascii=False))
         if window > 1:
             spans_read = sorted({n for listing in windows.values() for n, _ in listing})
-            _record_window(examples, window, spans_read, report, everything)
+            _record_window(examples, window, spans_read, report, listed.data_per_root)
         previous = files.previous_span(input_base, split_roots, span, window)
         if previous is not None:
             examples.set_int_custom_property(properties.PREVIOUS_SPAN, previous[0])
@@ -228,14 +247,17 @@ def _write_report(examples: Any, report: IngestReport) -> None:
 
 
 def _record_window(examples: Any, window: int, spans_read: list[int], report: IngestReport,
-                   everything: list[files.FoundFile]) -> None:
+                   data_per_root: dict[str, dict[str, int]]) -> None:
     """Which spans of the window were read (a missing span is absent), and examples per span."""
-    quarantined = {q.path for q in report.quarantined}
     per_span = {number: 0 for number in spans_read}
-    for f in everything:
-        number = files.span_of(f.relative)
-        if number in per_span and f.relative not in quarantined and not f.skipped:
-            per_span[number] += 1
+    for root, counts in data_per_root.items():
+        number = files.span_of(root)
+        if number in per_span:
+            per_span[number] += sum(counts.values())
+    for quarantined in report.quarantined:
+        number = files.span_of(quarantined.path)
+        if number in per_span:
+            per_span[number] -= 1
     examples.set_int_custom_property(properties.WINDOW, window)
     examples.set_string_custom_property(properties.SPANS_READ, ",".join(map(str, spans_read)))
     examples.set_string_custom_property(properties.INGESTED_PER_SPAN, json.dumps(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+from collections.abc import Iterator
 
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 
@@ -115,19 +116,26 @@ def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]
     return class_name, None
 
 
-def find_files(input_base: str, root: str) -> list[FoundFile]:
-    """Every file under `input_base/root`, system and nested ones included, in path order."""
+def iter_files(input_base: str, root: str) -> Iterator[FoundFile]:
+    """Every file under `input_base/root`, system and nested ones included, as listed.
+
+    A generator, one folder's listing at a time: what Beam's listing step runs on a worker
+    (`convert.ListFiles`), so a folder of 100,000 files is never held as one list.
+    """
     import tensorflow as tf
 
     top = _join(input_base, root)
-    found = []
     for directory, _, files in tf.io.gfile.walk(top):
         for name in files:
             path = _join(directory.rstrip("/"), name)
             below_root = path[len(top):].lstrip("/")
             class_name, problem = classify(below_root)
-            found.append(FoundFile(path, _join(root, below_root), class_name, problem))
-    return sorted(found, key=lambda f: f.relative)
+            yield FoundFile(path, _join(root, below_root), class_name, problem)
+
+
+def find_files(input_base: str, root: str) -> list[FoundFile]:
+    """Every file under `input_base/root`, system and nested ones included, in path order."""
+    return sorted(iter_files(input_base, root), key=lambda f: f.relative)
 
 
 def _span_folders(input_base: str) -> dict[int, str]:

@@ -8,10 +8,12 @@ beside the file's, echoes only these records to the terminal:
   execution <n> is used." when a component is reused: each becomes "<id>: running" and
   "<id>: done in 12.3 s" (or "reused from cache").
 - Records of the `imgpipe.progress` logger are echoed as they are (the Trainer's epoch lines).
-  Two extra attributes drive the ingestion bar: `imgpipe_ingest_total` (the images the
-  ExampleGen will read) and `imgpipe_ingest_done` (images read since the last such record).
-  Beam's DirectRunner in `in_memory` mode runs the DoFns in this process, so these records reach
-  the handler; other runners' workers log elsewhere and the bar then only shows the total.
+  Three extra attributes drive the ingestion bar: `imgpipe_ingest_total` (starts a bar with
+  the images the ExampleGen will read, 0 when they are yet to be listed),
+  `imgpipe_ingest_found` (images a listing step found: added to the total) and
+  `imgpipe_ingest_done` (images read since the last such record). Beam's DirectRunner in
+  `in_memory` mode runs the DoFns in this process, so these records reach the handler; other
+  runners' workers log elsewhere and the bar is then not drawn.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from trainer.contract import INGEST_DONE, INGEST_TOTAL, PROGRESS_LOGGER, progress_logger
+from trainer.contract import (
+    INGEST_DONE,
+    INGEST_FOUND,
+    INGEST_TOTAL,
+    PROGRESS_LOGGER,
+    progress_logger,
+)
 
-__all__ = ["INGEST_DONE", "INGEST_TOTAL", "PROGRESS_LOGGER", "ProgressHandler",
+__all__ = ["INGEST_DONE", "INGEST_FOUND", "INGEST_TOTAL", "PROGRESS_LOGGER", "ProgressHandler",
            "progress_logger"]
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
@@ -87,10 +95,15 @@ class ProgressHandler(logging.Handler):
 
     def _progress(self, record: logging.LogRecord) -> None:
         total = getattr(record, INGEST_TOTAL, None)
+        found = getattr(record, INGEST_FOUND, None)
         done = getattr(record, INGEST_DONE, None)
         if total is not None:
             self._total, self._done, self._quarters = int(total), 0, 0
-            self._write(f"  ingesting {self._total} images")
+            self._write(f"  ingesting {self._total} images" if self._total
+                        else f"  {record.getMessage()}")
+        elif found is not None:
+            self._total += int(found)
+            self._write(f"  {record.getMessage()}")
         elif done is not None:
             self._done += int(done)
             self._ingest_bar()

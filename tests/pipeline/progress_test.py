@@ -7,7 +7,13 @@ import logging
 import pytest
 from absl import logging as absl_logging
 
-from pipeline.local.progress import INGEST_DONE, INGEST_TOTAL, ProgressHandler, progress_logger
+from pipeline.local.progress import (
+    INGEST_DONE,
+    INGEST_FOUND,
+    INGEST_TOTAL,
+    ProgressHandler,
+    progress_logger,
+)
 
 
 class _Clock:
@@ -87,6 +93,19 @@ def test_ingestion_prints_the_total_and_each_quarter_without_a_terminal(echo):
     assert stream.getvalue().splitlines() == [
         "  ingesting 8 images", "  ingested 2/8 images", "  ingested 4/8 images",
         "  ingested 6/8 images", "  ingested 8/8 images"]
+
+
+def test_images_found_by_listings_inside_beam_add_up_to_the_total(echo):
+    stream, _, _ = echo
+    log = progress_logger()
+    log.info("listing and ingesting the images under %d folder(s)", 2, extra={INGEST_TOTAL: 0})
+    log.info("found %d images under %s", 3, "train", extra={INGEST_FOUND: 3})
+    log.info("read", extra={INGEST_DONE: 2})
+    log.info("found %d images under %s", 1, "eval", extra={INGEST_FOUND: 1})
+    log.info("read", extra={INGEST_DONE: 2})
+    assert stream.getvalue().splitlines() == [
+        "  listing and ingesting the images under 2 folder(s)", "  found 3 images under train",
+        "  ingested 2/3 images", "  found 1 images under eval", "  ingested 4/4 images"]
 
 
 def test_ingestion_draws_a_bar_in_place_on_a_terminal():
