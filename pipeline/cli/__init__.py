@@ -57,9 +57,12 @@ def main() -> None:
     _prepare_environment()
     try:
         code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("imgpipe: aborted", err=True)
-        code = 130
+    except click.exceptions.Abort as abort:
+        # Ctrl-C (SIGINT), or SIGTERM/SIGHUP during a run (pipeline.local.interrupt.Stopped).
+        cause = abort.__cause__ or abort.__context__
+        name, code = getattr(cause, "signal_name", "SIGINT"), getattr(cause, "exit_code", 130)
+        note = getattr(cause, "note", "")
+        click.echo(f"imgpipe: stopped by {name}{'; ' + note if note else ''}", err=True)
     except click.ClickException as error:
         click.echo(f"imgpipe: error: {error.format_message()}", err=True)
         code = 2

@@ -80,6 +80,7 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
 def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_validation: str,
         if_new_data: bool, no_report: bool, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
+    from pipeline.local.interrupt import as_stopped, stop_on_signals
     from pipeline.local.layout import OutputLayout
     from pipeline.local.lock import output_lock
     from pipeline.local.new_data import data_state, new_data_decision, read_last_run, record_run
@@ -101,38 +102,42 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
     if if_new_data and span is not None:
         raise UserError("--if-new-data looks for a span later than the last run's; drop --span")
     check_data_readable(data_dir)
-    # Taken before TFX loads (pipeline.local.dataset imports it), so a second run refuses at once.
-    with output_lock(output_dir):  # one run per output at a time; the check too, under it
-        check_metadata_store(output_dir)
-        from pipeline.local.dataset import scan_dataset
+    # The lock is taken before TFX loads (pipeline.local.dataset imports it), so a second run
+    # refuses at once: one run per output at a time, the checks too, under it.
+    try:
+        with stop_on_signals(), output_lock(output_dir):
+            check_metadata_store(output_dir)
+            from pipeline.local.dataset import scan_dataset
 
-        scan = scan_dataset(data_dir, span)
-        if window > 1 and not scan.spans:
-            raise UserError(f"--window {window} needs the data in span folders "
-                            f"({data_dir}/span-<N>/...), and there are none; drop --window")
-        state = data_state(data_dir)  # before the run: files arriving during it count as new
-        if if_new_data:
-            decision = new_data_decision(state, read_last_run(output_dir))
-            if not decision.run:
-                click.echo(f"skipped: {decision.reason} (--if-new-data)")
-                return
-        hparams = hparams_from_options(scan.class_names, weights, options)
-        echo_scan(scan, window)
-        if infra_validation == "docker":
-            check_docker()
-        check_weights(hparams)
+            scan = scan_dataset(data_dir, span)
+            if window > 1 and not scan.spans:
+                raise UserError(f"--window {window} needs the data in span folders "
+                                f"({data_dir}/span-<N>/...), and there are none; drop --window")
+            state = data_state(data_dir)  # before the run: files arriving during it count as new
+            if if_new_data:
+                decision = new_data_decision(state, read_last_run(output_dir))
+                if not decision.run:
+                    click.echo(f"skipped: {decision.reason} (--if-new-data)")
+                    return
+            hparams = hparams_from_options(scan.class_names, weights, options)
+            echo_scan(scan, window)
+            if infra_validation == "docker":
+                check_docker()
+            check_weights(hparams)
 
-        layout = OutputLayout(output_dir.resolve())
-        destination = Destination(
-            pipeline_name=model_name, pipeline_root=str(layout.pipeline_root),
-            data_root=str(data_dir.resolve()),
-            serving_model_dir=str(layout.model_base_path(model_name)))
-        config = build_pipeline_config(destination, hparams, options, spans=bool(scan.spans),
-                                       given_splits=scan.given_splits, window=window,
-                                       infra_validation=infra_validation)
-        summary, report = run_and_summarize(config, layout, with_report=not no_report)
-        for line in summary.lines():
-            click.echo(line)
-        if report:
-            click.echo(f"report: {report}")
-        record_run(output_dir, state)
+            layout = OutputLayout(output_dir.resolve())
+            destination = Destination(
+                pipeline_name=model_name, pipeline_root=str(layout.pipeline_root),
+                data_root=str(data_dir.resolve()),
+                serving_model_dir=str(layout.model_base_path(model_name)))
+            config = build_pipeline_config(destination, hparams, options, spans=bool(scan.spans),
+                                           given_splits=scan.given_splits, window=window,
+                                           infra_validation=infra_validation)
+            summary, report = run_and_summarize(config, layout, with_report=not no_report)
+            for line in summary.lines():
+                click.echo(line)
+            if report:
+                click.echo(f"report: {report}")
+            record_run(output_dir, state)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: the CLI prints one line
+        raise as_stopped(interrupt) from None
