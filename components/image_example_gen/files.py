@@ -15,6 +15,7 @@ a class folder is quarantined.
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import re
 from collections.abc import Iterator
@@ -31,6 +32,12 @@ SYSTEM_FILE_NAMES = {
     "ehthumbs.db": "Windows Media Center's thumbnail cache",
     "desktop.ini": "Windows Explorer's folder settings",
 }
+
+
+BAD_NAME_REASON = ("its name is not UTF-8 text, which TFX and TensorFlow cannot list; rename it "
+                   "(convmv -r -f latin1 -t utf8 --notest FOLDER)")
+REPEATED_FOLDER_REASON = ("a link to a folder that is read already (a symlink loop, or a second "
+                          "link to the same folder): its files are read once, there")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,21 +123,89 @@ def classify(relative_to_root: str) -> tuple[str | None, tuple[str, str] | None]
     return class_name, None
 
 
+def _walk_local(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, file names, repeated folder names) for every folder under a local `top`.
+
+    Like `tf.io.gfile.walk` it follows links to folders (a class folder may be a link), but it
+    reads each real folder once: a link back to a folder already read (a symlink loop, or a
+    second link to the same folder) is returned as repeated instead of being walked again, where
+    `tf.io.gfile.walk` would go round a loop until the path grew too long. Names are as the
+    file system gives them (`os.scandir`: a name that is not UTF-8 keeps its bytes as
+    surrogates, see `undecodable`).
+    """
+    def identity(path: str) -> tuple[int, int]:
+        status = os.stat(path)
+        return status.st_dev, status.st_ino
+
+    seen = {identity(top)}
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            continue  # unreadable folders are the preflight's and the reader's to report
+        files, repeated = [], []
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir()  # follows links
+                key = identity(entry.path) if is_folder else None
+            except OSError:
+                is_folder, key = False, None  # a link to nothing: read, and quarantined, as a file
+            if not is_folder:
+                files.append(entry.name)
+            elif key in seen:
+                repeated.append(entry.name)
+            else:
+                seen.add(key)
+                pending.append(entry.path)
+        yield folder, files, repeated
+
+
+def undecodable(name: str) -> bool:
+    """True for a name whose bytes are not UTF-8 (os.fsdecode keeps them as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def shown(name: str) -> str:
+    """A file name as text even when its bytes are not UTF-8: `bad\\xffname.png`."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def iter_files(input_base: str, root: str) -> Iterator[FoundFile]:
     """Every file under `input_base/root`, system and nested ones included, as listed.
 
     A generator, one folder's listing at a time: what Beam's listing step runs on a worker
-    (`convert.ListFiles`), so a folder of 100,000 files is never held as one list.
+    (`convert.ListFiles`), so a folder of 100,000 files is never held as one list. A local
+    folder is walked by `_walk_local` (links to folders read once, names that are not UTF-8
+    quarantined by name); a remote one (`gs://`) by `tf.io.gfile.walk`.
     """
-    import tensorflow as tf
-
     top = _join(input_base, root)
-    for directory, _, files in tf.io.gfile.walk(top):
+    if "://" in top:
+        import tensorflow as tf
+
+        listing = ((folder, files, []) for folder, _, files in tf.io.gfile.walk(top))
+    else:
+        listing = _walk_local(top)
+    for directory, files, repeated in listing:
         for name in files:
             path = _join(directory.rstrip("/"), name)
             below_root = path[len(top):].lstrip("/")
+            if undecodable(below_root):
+                relative = _join(root, shown(below_root))
+                yield FoundFile(path, relative, None, ("bad_name", BAD_NAME_REASON))
+                continue
             class_name, problem = classify(below_root)
             yield FoundFile(path, _join(root, below_root), class_name, problem)
+        for name in repeated:
+            below_root = shown(_join(directory.rstrip("/"), name)[len(top):].lstrip("/"))
+            class_name = below_root.split("/")[0] if "/" in below_root else None
+            yield FoundFile(_join(directory.rstrip("/"), name), _join(root, below_root),
+                            class_name, (SKIPPED, REPEATED_FOLDER_REASON))
 
 
 def find_files(input_base: str, root: str) -> list[FoundFile]:

@@ -85,6 +85,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
     from pipeline.local.lock import output_lock
     from pipeline.local.new_data import data_state, new_data_decision, read_last_run, record_run
     from pipeline.local.preflight import (
+        check_data_names,
         check_data_readable,
         check_docker,
         check_metadata_store,
@@ -102,6 +103,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
     if if_new_data and span is not None:
         raise UserError("--if-new-data looks for a span later than the last run's; drop --span")
     check_data_readable(data_dir)
+    check_data_names(data_dir)
     # The lock is taken before TFX loads (pipeline.local.dataset imports it), so a second run
     # refuses at once: one run per output at a time, the checks too, under it.
     try:

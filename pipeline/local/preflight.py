@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
     from trainer.hparams import HParams
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# Below this much free space a run cannot even write its log and its metadata store.
+MIN_FREE_BYTES = 1 << 20
 # Tables ML Metadata creates in every store it initializes (ml-metadata 1.16's SQLite schema).
 MLMD_TABLES = frozenset({"Type", "Artifact", "Execution", "Context", "Event", "MLMDEnv"})
 
@@ -75,6 +76,30 @@ def check_data_readable(data: Path) -> None:
         more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
         raise UserError(f"cannot read {path} ({reason}){more} under the data folder {data}; "
                         f"make them readable (chmod -R a+rX {data}) or move them out of it")
+
+
+def undecodable_names(data: Path) -> list[str]:
+    """Every path under `data` whose name is not UTF-8, as text (`dogs/bad\\xffname.png`)."""
+    names = []
+    for folder, dirs, files in os.walk(data):
+        for name in [*dirs, *files]:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:  # os.walk keeps bytes that are not UTF-8 as surrogates
+                relative = os.fsencode(os.path.relpath(os.path.join(folder, name), data))
+                names.append(relative.decode("utf-8", "backslashreplace"))
+    return sorted(names)
+
+
+def check_data_names(data: Path) -> None:
+    """Refuses file names that are not UTF-8: TFX's ExampleGen driver lists the data with
+    TensorFlow's glob, which fails on them, so they are named here, all of them counted."""
+    names = undecodable_names(data) if data.is_dir() else []
+    if names:
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        raise UserError(f"the name of {data / names[0]}{more} is not UTF-8 text, which TFX "
+                        "cannot list; rename them, e.g. convmv -r -f latin1 -t utf8 --notest "
+                        f"{data}")
 
 
 def check_metadata_store(output: Path) -> None:
@@ -188,22 +213,26 @@ def check_paths(data: Path, output: Path) -> None:
 
 
 def check_output_writable(output: Path) -> None:
-    """The output folder (or, before it exists, the folder it would be made in) takes a new file.
+    """The output folder (or, before it exists, the folder it would be made in) can be written.
 
-    Tried by writing, not by `os.access`: root passes every mode check, but not a read-only
-    mount, and a full disk or a quota shows only on a real write.
+    Asked of the file system, not by writing a probe (which would change a folder that may not
+    be ours): a read-only mount (`statvfs`'s ST_RDONLY, which holds for root too), no free
+    space for this user, or, for a user other than root, no write permission.
     """
     folder = output.resolve()
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
         raise UserError(f"--output {output}: {folder} is a file, not a folder; pass a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".imgpipe-write-check-") as probe:
-            probe.write(b"x")
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as error:
-        what = "" if folder == output.resolve() else f" ({folder}, where it would be made)"
-        raise UserError(f"--output {output} cannot be written{what}: {_reason(error)}; pass a "
-                        "folder on a writable disk with free space") from None
+    status = os.statvfs(folder)
+    if status.f_flag & os.ST_RDONLY:
+        reason = "read-only file system"
+    elif status.f_bavail * status.f_frsize < MIN_FREE_BYTES:
+        reason = "no space left on device"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        reason = "permission denied"
+    else:
+        return
+    what = "" if folder == output.resolve() else f" ({folder}, where it would be made)"
+    raise UserError(f"--output {output} cannot be written{what}: {reason}; pass a folder on a "
+                    "writable disk with free space")
