@@ -17,6 +17,8 @@ from trainer.contract import (
     IMAGE_SIZE_KEY,
     LABEL,
     LABEL_NAME,
+    MAX_PIXELS_KEY,
+    MAX_ROWS_KEY,
     PREPROCESSING_FN,
     RUN_FN,
 )
@@ -113,7 +115,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={IMAGE_SIZE_KEY: hp.image_size},
+        custom_config={IMAGE_SIZE_KEY: hp.image_size, MAX_PIXELS_KEY: config.serving_max_pixels},
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -128,7 +130,7 @@ def create_pipeline(
         base_model=model_resolver.outputs["model"],  # warm start from the last blessed model
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={HPARAMS_KEY: hp.to_config()},
+        custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
     )
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
