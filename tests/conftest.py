@@ -147,6 +147,29 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
+def png_bomb(side: int, rows_per_block: int = 250) -> bytes:
+    """A valid side x side grayscale PNG of zeros, about side**2 / 1000 bytes: 20,000 gives the
+    issue's 390 KB file that decodes to 1.2 GB. Its IDAT repeats one compressed block of rows
+    (a full flush makes blocks independent), so it is built in well under a second."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    assert side % rows_per_block == 0
+    rows = (b"\x00" * (side + 1)) * rows_per_block  # filter byte 0, then the row
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressed = block.compress(rows) + block.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(side // rows_per_block):
+        checksum = zlib.adler32(rows, checksum)
+    stream = (b"\x78\xda" + compressed * (side // rows_per_block)
+              + zlib.compressobj(9, zlib.DEFLATED, -15).flush() + struct.pack(">I", checksum))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream)
+            + chunk(b"IEND", b""))
+
+
 def animated_gif(seed: int) -> bytes:
     """A two-frame GIF."""
     first = rgb(seed).convert("P")
@@ -304,6 +327,7 @@ class _ImageFiles:
     bad_files = staticmethod(bad_files)
     write = staticmethod(write)
     png_header_only = staticmethod(png_header_only)
+    png_bomb = staticmethod(png_bomb)
     pixel_formats = staticmethod(pixel_formats)
 
 

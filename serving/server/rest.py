@@ -215,7 +215,11 @@ class _Handler(BaseHTTPRequestHandler):
         as TF Serving): a request read after SIGTERM, e.g. on a kept-alive connection."""
         server: RestServer = self.server
         if not server.begin_request():
-            self.close_connection = True  # a POST body stays unread
+            self.close_connection = True
+            declared = self.headers.get("Content-Length") or ""
+            if declared.isdigit() and int(declared) <= self.max_request_bytes:
+                # Read, or closing with unread bytes resets the connection before the answer.
+                self.rfile.read(int(declared))
             self._reply(503, {"error": "the server is shutting down; send the request again "
                                        "to a running server"})
             return

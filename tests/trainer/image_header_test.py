@@ -42,7 +42,7 @@ def test_a_top_down_bmp_has_a_negative_height(files):
 def _bombs(files, image_files) -> dict[str, tuple[bytes, str]]:
     """Headers declaring far more pixels than their bytes hold -> the size they declare."""
     return {
-        "png": (image_files.png_header_only(20_000, 20_000), "20000x20000 = 400000000"),
+        "png": (image_files.png_bomb(20_000), "20000x20000 = 400000000"),
         "jpeg": (_jpeg_sized(files["JPEG"], 20_000, 20_000), "20000x20000 = 400000000"),
         "gif": (_set(files["GIF"], 6, struct.pack("<HH", 65_535, 65_535)),
                 "65535x65535 = 4294836225"),
