@@ -4,8 +4,9 @@ One `imgpipe serve` process (the real console script) serves a real export whose
 holds the default limits (50,000,000 pixels, 32 images per request). Through gRPC and REST:
 images declaring 20,000 x 20,000 pixels (a valid 390 KB PNG that TensorFlow's decoder alone
 takes to 1.2 GB and seconds, and a JPEG header) are refused with INVALID_ARGUMENT naming the
-limit, in milliseconds, while the server's peak resident memory (VmHWM) stays where it was; then a normal
-request is answered. Every pixel format gives the answer its Pillow-decoded pixels give. Last,
+limit, in milliseconds, while the server's peak resident memory (VmHWM) stays where it was;
+then a normal request is answered. Every pixel format gives the answer its Pillow-decoded pixels
+give. Last,
 SIGTERM under load from gRPC and REST clients: requests in flight are answered, new ones are
 refused, the process exits 0.
 """
