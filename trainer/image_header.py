@@ -1,14 +1,17 @@
 """An encoded image's size, read from its header in the graph, and the checks made before decoding.
 
-TensorFlow's decoders allocate the whole output from the header's dimensions (they refuse only
-sizes past int32), so a few hundred bytes declaring 20,000 x 20,000 pixels cost 1.2 GB and
-seconds. Transform's graph, which the exported serving signatures run (in `imgpipe serve` and
-in TF Serving alike), therefore reads the size first and decodes only what `checked_image` passes
-on after its assertions; a refusal is an InvalidArgumentError, which TF Serving answers as
-INVALID_ARGUMENT. Sizes are read where TensorFlow's own decoders read them: JPEG's frame header
+TensorFlow's decoders allocate the whole output from the header's dimensions (PNG, GIF and BMP
+refuse only sizes past int32): a valid 390 KB PNG of 20,000 x 20,000 pixels costs 1.2 GB, 6.7 s.
+Transform's graph, which the exported serving signatures run (in `imgpipe serve` and in TF Serving
+alike), therefore reads the size first and decodes only what `checked_image` passes on after its
+assertions; a refusal is an InvalidArgumentError, which TF Serving answers as INVALID_ARGUMENT
+with the message (`ToGRPCStatus` in tensorflow_serving/model_servers/grpc_status_util.cc casts
+TensorFlow's code to gRPC's, keeping up to 1024 characters).
+
+Sizes are read where TensorFlow's own decoders read them: JPEG's frame header
 (`extract_jpeg_shape`), PNG's IHDR (bytes 16-23, big-endian), GIF's logical screen (bytes 6-9,
-little-endian; giflib allocates the screen), BMP's info header (bytes 18-25, little-endian
-signed int32, as `decode_bmp` reads them; a negative height is a top-down bitmap).
+little-endian; giflib allocates the screen), BMP's info header (bytes 18-25, little-endian signed
+int32, as `decode_bmp` reads them; a negative height is a top-down bitmap).
 """
 
 from __future__ import annotations
