@@ -6,6 +6,7 @@ import dataclasses
 
 from components.image_example_gen.component import ImageLayout
 from components.image_example_gen.executor import IngestSettings
+from trainer.contract import DEFAULT_MAX_ROWS
 from trainer.hparams import HParams
 
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
@@ -69,6 +70,24 @@ class DataCheckConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServingLimits:
+    """What the exported model refuses, baked into its graph (so TF Serving enforces it too).
+
+    `max_pixels`: the largest image Transform's graph decodes, checked from the header first;
+    None takes the ingest's `max_pixels`. `max_rows`: images per request to `serving_default`.
+    """
+
+    max_pixels: int | None = None
+    max_rows: int = DEFAULT_MAX_ROWS
+
+    def __post_init__(self) -> None:
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
+        if self.max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {self.max_rows}")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs; paths may be local or any URI TensorFlow can write."""
 
@@ -82,5 +101,11 @@ class PipelineConfig:
     layout: ImageLayout = ImageLayout()
     ingest: IngestSettings = IngestSettings()
     data: DataCheckConfig = DataCheckConfig()
+    serving: ServingLimits = ServingLimits()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
+
+    @property
+    def serving_max_pixels(self) -> int:
+        """The exported graph's pixel limit: the serving limit's own, or the ingest's."""
+        return self.serving.max_pixels or self.ingest.max_pixels

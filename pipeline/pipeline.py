@@ -19,6 +19,8 @@ from trainer.contract import (
     IMAGE_SIZE_KEY,
     LABEL,
     LABEL_NAME,
+    MAX_PIXELS_KEY,
+    MAX_ROWS_KEY,
     PREPROCESSING_FN,
     RUN_FN,
 )
@@ -119,7 +121,8 @@ def data_components(config: PipelineConfig) -> DataComponents:
         examples=example_gen.outputs["examples"],
         schema=curated_schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={IMAGE_SIZE_KEY: config.hparams.image_size},
+        custom_config={IMAGE_SIZE_KEY: config.hparams.image_size,
+                       MAX_PIXELS_KEY: config.serving_max_pixels},
     )
     return DataComponents(example_gen, statistics_gen, schema_gen, curated_schema, transform)
 
@@ -152,7 +155,7 @@ def create_pipeline(
         base_model=model_resolver.outputs["model"],  # warm start from the last blessed model
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={HPARAMS_KEY: hp.to_config()},
+        custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
     )
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],

@@ -147,6 +147,29 @@ def png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
 
 
+def png_bomb(side: int, rows_per_block: int = 250) -> bytes:
+    """A valid side x side grayscale PNG of zeros, about side**2 / 1000 bytes: 20,000 gives the
+    issue's 390 KB file that decodes to 1.2 GB. Its IDAT repeats one compressed block of rows
+    (a full flush makes blocks independent), so it is built in well under a second."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    assert side % rows_per_block == 0
+    rows = (b"\x00" * (side + 1)) * rows_per_block  # filter byte 0, then the row
+    block = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressed = block.compress(rows) + block.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(side // rows_per_block):
+        checksum = zlib.adler32(rows, checksum)
+    stream = (b"\x78\xda" + compressed * (side // rows_per_block)
+              + zlib.compressobj(9, zlib.DEFLATED, -15).flush() + struct.pack(">I", checksum))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream)
+            + chunk(b"IEND", b""))
+
+
 def animated_gif(seed: int) -> bytes:
     """A two-frame GIF."""
     first = rgb(seed).convert("P")
@@ -192,6 +215,102 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
     }
 
 
+def _png(pixels: np.ndarray, color_type: int, interlaced: bool) -> bytes:
+    """A PNG written by hand (Pillow writes neither 16-bit RGB nor interlaced PNGs): uint8 or
+    uint16 `pixels`, [H, W] (color type 0, gray) or [H, W, 3] (2, RGB), Adam7 when interlaced."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    stored = pixels.astype(">u2") if pixels.dtype == np.uint16 else pixels
+    passes = ([(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2),
+               (0, 1, 2, 2), (1, 0, 2, 1)] if interlaced else [(0, 0, 1, 1)])
+    raw = b"".join(b"\x00" + row.tobytes()  # filter type 0 on every row
+                   for y, x, dy, dx in passes for row in np.ascontiguousarray(stored[y::dy, x::dx]))
+    height, width = pixels.shape[:2]
+    ihdr = struct.pack(">IIBBBBB", width, height, 8 * pixels.itemsize, color_type, 0, 0,
+                       int(interlaced))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def _ycck_jpeg(image: Image.Image) -> bytes:
+    """A YCCK JPEG (Adobe APP14 transform 2) of `image`: Pillow writes CMYK only, so its CMYK
+    channels are turned into YCCK as libjpeg's encoder does (`cmyk_ycck_convert` on the
+    inverted samples Pillow stores) and the Adobe marker's transform byte is set to 2."""
+    cmyk = np.asarray(image.convert("CMYK"), dtype=np.float64)
+    r, g, b = cmyk[..., 0], cmyk[..., 1], cmyk[..., 2]  # 255 - stored C, M, Y
+    stored = np.stack([0.299 * r + 0.587 * g + 0.114 * b,
+                       -0.168736 * r - 0.331264 * g + 0.5 * b + 128,
+                       0.5 * r - 0.418688 * g - 0.081312 * b + 128,
+                       255 - cmyk[..., 3]], axis=-1)
+    samples = np.clip(np.round(stored), 0, 255).astype(np.uint8)
+    data = encode(Image.fromarray(255 - samples, "CMYK"), "JPEG", quality=95)
+    transform = data.index(b"Adobe") + 11  # "Adobe", version, flags0, flags1, transform
+    assert data[transform] == 0  # Pillow wrote plain CMYK
+    return data[:transform] + b"\x02" + data[transform + 1:]
+
+
+def _exif_rotated_jpeg(image: Image.Image) -> bytes:
+    """A JPEG whose EXIF says "rotate 90 degrees clockwise to display" (orientation 6)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return encode(image, "JPEG", quality=95, exif=exif.tobytes())
+
+
+def pixel_formats(size: int) -> dict[str, tuple[bytes, np.ndarray]]:
+    """Every pixel format a user may bring -> (file bytes, the RGB pixels it must decode to).
+
+    The reference is Pillow's `.convert("RGB")` of the file as stored, except where Pillow's
+    own is not the picture: a 16-bit grayscale PNG (Pillow clips its values at 255) is its
+    high byte, and a GIF's transparent pixels are black (TensorFlow's giflib decoder paints
+    them so; PNG transparency keeps the stored colour, as Pillow does). EXIF orientation is not
+    applied anywhere (docs/data.md).
+    """
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    pixels[: size // 3] = pixels[0, 0]  # a flat band: a palette colour GIF's transparency hits
+    image = Image.fromarray(pixels, "RGB")
+    palette = image.convert("P")
+    transparent = int(np.asarray(palette)[0, 0])
+    gray16 = (np.asarray(image.convert("L")).astype(np.uint16) * 256  # low bytes at random
+              + rng.integers(0, 256, (size, size)).astype(np.uint16))
+    rgb16 = np.minimum(pixels.astype(np.int64) * 257 + 100, 65535).astype(np.uint16)
+    files = {
+        "rgb.jpg": encode(image, "JPEG", quality=90),
+        "progressive.jpg": encode(image, "JPEG", quality=90, progressive=True),
+        "gray.jpg": encode(image.convert("L"), "JPEG", quality=90),
+        "cmyk.jpg": encode(image.convert("CMYK"), "JPEG", quality=90),
+        "ycck.jpg": _ycck_jpeg(image),
+        "exif-rotated.jpg": _exif_rotated_jpeg(image),
+        "rgb.png": encode(image, "PNG"),
+        "gray.png": encode(image.convert("L"), "PNG"),
+        "gray-alpha.png": encode(image.convert("LA"), "PNG"),
+        "rgba.png": encode(image.convert("RGBA"), "PNG"),
+        "palette-transparent.png": encode(palette, "PNG", transparency=transparent),
+        "rgb16.png": _png(rgb16, 2, interlaced=False),
+        "gray16.png": _png(gray16, 0, interlaced=False),
+        "interlaced.png": _png(pixels, 2, interlaced=True),
+        "interlaced-gray16.png": _png(gray16, 0, interlaced=True),
+        "rgb.bmp": encode(image, "BMP"),
+        "palette.gif": encode(palette, "GIF"),
+        "transparent.gif": encode(palette, "GIF", transparency=transparent),
+    }
+    formats = {}
+    for name, data in files.items():
+        opened = Image.open(io.BytesIO(data))
+        if opened.mode.startswith("I;16"):
+            gray = (np.asarray(opened).astype(np.uint32) >> 8).astype(np.uint8)
+            reference = np.stack([gray] * 3, axis=-1)
+        else:
+            reference = np.asarray(opened.convert("RGB")).copy()
+        if name == "transparent.gif":
+            reference[np.asarray(opened) == opened.info["transparency"]] = 0
+        formats[name] = (data, reference)
+    return formats
+
+
 def write(path: Path, data: bytes) -> None:
     """Writes `data` to `path`, making folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +327,8 @@ class _ImageFiles:
     bad_files = staticmethod(bad_files)
     write = staticmethod(write)
     png_header_only = staticmethod(png_header_only)
+    png_bomb = staticmethod(png_bomb)
+    pixel_formats = staticmethod(pixel_formats)
 
 
 @pytest.fixture(scope="session")

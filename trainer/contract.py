@@ -34,6 +34,10 @@ PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
 HPARAMS_KEY = "hparams"  # Trainer: HParams.to_config()
 IMAGE_SIZE_KEY = "image_size"  # Transform: the model's input size in pixels
+MAX_PIXELS_KEY = "max_pixels"  # Transform: the largest image decoded, in training and serving
+MAX_ROWS_KEY = "max_request_images"  # Trainer: images per request to the serving signature
+DEFAULT_MAX_PIXELS = 50_000_000  # the ingest's --max-pixels default
+DEFAULT_MAX_ROWS = 32  # as `imgpipe serving-config --max-batch-size` and the clients' batch
 
 # Files the Trainer writes beside the model (its model_run folder) and inside the SavedModel.
 HISTORY_FILE = "history.json"

@@ -4,7 +4,11 @@
   bytes) -> `probabilities` [N, C] float32 and `classes` [N] tf.string (the predicted class names).
 - `from_examples` (TFMA's Evaluator): serialized raw `tf.Example`s [N] -> `probability`, the head's
   own output ([N, 1] sigmoid or [N, C] softmax).
-Both run Transform's graph first, then the model with `training=False`.
+Both run Transform's graph first, then the model with `training=False`. Transform's graph refuses
+images over its pixel limit before decoding them (`trainer.image_header`), and `serving_default`
+refuses requests of more than `max_rows` images (InvalidArgumentError: TF Serving's
+INVALID_ARGUMENT), so one request's memory is bounded in TF Serving too. `from_examples` has no
+row limit: TFMA sends it batches of its own choosing.
 
 The SavedModel holds a plain `tf.Module` (the variables, Transform's layer, the functions), not the
 Keras object: Keras would trace every layer's call for its own metadata, which for InceptionV3
@@ -24,6 +28,7 @@ import tensorflow_transform as tft
 from trainer import model as model_lib
 from trainer.contract import (
     CLASSES,
+    DEFAULT_MAX_ROWS,
     EXAMPLES_INPUT,
     EXAMPLES_SIGNATURE,
     HPARAMS_FILE,
@@ -34,11 +39,13 @@ from trainer.contract import (
     TRANSFORMED_IMAGE,
 )
 from trainer.hparams import HParams
+from trainer.image_header import checked_rows
 from trainer.transform import decode_png_batch
 
 
 def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
-                         class_names: tuple[str, ...], image_size: int
+                         class_names: tuple[str, ...], image_size: int,
+                         max_rows: int = DEFAULT_MAX_ROWS
                          ) -> tuple[tf.Module, dict[str, tf.types.experimental.ConcreteFunction]]:
     """A module with the model's variables and Transform's graph, and the two signatures."""
     module = tf.Module()
@@ -60,6 +67,7 @@ def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTrans
     @tf.function(autograph=False,
                  input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES)])
     def serve_image_bytes(image_bytes):
+        image_bytes = checked_rows(image_bytes, max_rows)
         outputs = predict_raw({IMAGE_BYTES: tf.reshape(image_bytes, [-1, 1])})
         probabilities = model_lib.class_probabilities(outputs)
         classes = tf.gather(module.class_names, tf.argmax(probabilities, axis=-1))
@@ -79,9 +87,10 @@ def build_serving_module(model: tf.keras.Model, tf_transform_output: tft.TFTrans
 
 def export(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
            class_names: tuple[str, ...], image_size: int, serving_model_dir: str,
-           hparams: HParams | None = None) -> None:
+           hparams: HParams | None = None, max_rows: int = DEFAULT_MAX_ROWS) -> None:
     """Saves the model for TF Serving and TFMA, with both signatures, and `hparams` if given."""
-    module, signatures = build_serving_module(model, tf_transform_output, class_names, image_size)
+    module, signatures = build_serving_module(model, tf_transform_output, class_names, image_size,
+                                              max_rows)
     tf.saved_model.save(module, serving_model_dir, signatures=signatures)
     if hparams is not None:
         path = os.path.join(serving_model_dir, HPARAMS_FILE)

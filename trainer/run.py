@@ -17,7 +17,14 @@ from tfx import v1 as tfx
 
 from trainer import bottleneck, data, devices, export, train
 from trainer import model as model_lib
-from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, HPARAMS_KEY, LABEL_NAME
+from trainer.contract import (
+    DEFAULT_MAX_ROWS,
+    DEVICE_PLAN_KEY,
+    HISTORY_FILE,
+    HPARAMS_KEY,
+    LABEL_NAME,
+    MAX_ROWS_KEY,
+)
 from trainer.hparams import HParams
 
 
@@ -84,4 +91,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
             json.dump({"history": history, **record}, f, indent=1)
         export.export(model, tf_transform_output, hp.class_names, hp.image_size,
-                      fn_args.serving_model_dir, hparams=hp)
+                      fn_args.serving_model_dir, hparams=hp,
+                      max_rows=int(fn_args.custom_config.get(MAX_ROWS_KEY, DEFAULT_MAX_ROWS)))

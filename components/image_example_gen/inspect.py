@@ -19,9 +19,10 @@ from collections.abc import Iterator
 
 from PIL import Image
 
+from trainer.contract import DEFAULT_MAX_PIXELS
+
 # Pillow names what it opened; MPO is the multi-picture JPEG some cameras write.
 SUPPORTED_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "BMP": "bmp", "GIF": "gif"}
-DEFAULT_MAX_PIXELS = 50_000_000
 # Signatures of the supported formats, to tell a damaged image from something else.
 _MAGIC = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif",
           b"GIF89a": "gif", b"BM": "bmp"}

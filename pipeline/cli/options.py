@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from pipeline.errors import UserError
+from trainer.contract import DEFAULT_MAX_PIXELS, DEFAULT_MAX_ROWS
 
 BASE_CHOICES = ("inception_v3", "mobilenet_v2")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # TF Serving's model folder name
@@ -169,15 +170,21 @@ PIPELINE_OPTIONS = [
                  type=click.FloatRange(0.0, 1.0),
                  help="Stop when more than this fraction of the files found cannot be used "
                       "(system files such as .DS_Store are skipped, not counted)."),
-    click.option("--max-pixels", default=50_000_000, show_default=True,
-                 type=click.IntRange(1), help="Images with more pixels are quarantined unread."),
+    click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True,
+                 type=click.IntRange(1), help="Images with more pixels are quarantined unread, "
+                 "and refused by the exported model before it decodes them."),
+    click.option("--max-request-images", default=DEFAULT_MAX_ROWS, show_default=True,
+                 type=click.IntRange(1, 100_000),
+                 help="Images per request the exported model's serving_default accepts; "
+                      "larger requests fail with INVALID_ARGUMENT."),
     click.option("--max-class-drift", default=0.25, show_default=True,
                  type=click.FloatRange(0.0, 1.0, min_open=True),
                  help="Largest change of any class's share against the previous span "
                       "(L-infinity) before the push is stopped."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
-                         "eval_percent", "max_quarantined", "max_pixels", "max_class_drift")
+                         "eval_percent", "max_quarantined", "max_pixels", "max_request_images",
+                         "max_class_drift")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -216,6 +223,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         GateConfig,
         PipelineConfig,
         PushConfig,
+        ServingLimits,
     )
 
     return PipelineConfig(
@@ -231,6 +239,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         ingest=IngestSettings(max_pixels=options["max_pixels"],
                               max_quarantined_fraction=options["max_quarantined"]),
         data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
+        serving=ServingLimits(max_rows=options["max_request_images"]),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),
         beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,

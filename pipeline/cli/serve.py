@@ -167,6 +167,10 @@ def _check_loaded(registry: Any) -> None:
               help="Larger requests fail with RESOURCE_EXHAUSTED.")
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 1024),
               help="Requests handled at once.")
+@click.option("--shutdown-grace-seconds", "grace_seconds", default=10.0, show_default=True,
+              type=click.FloatRange(0.0, 3600.0),
+              help="On SIGTERM or Ctrl-C, new requests are refused and those in flight get "
+                   "this long to finish before the server exits.")
 @click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="TLS: the server's certificate (PEM).")
 @click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -175,8 +179,8 @@ def _check_loaded(registry: Any) -> None:
               help="Mutual TLS: accept only clients with a certificate from this CA (PEM).")
 def serve(model_name: str | None, model_base_path: Path | None, model_config_file: Path | None,
           host: str, port: int, rest_port: int, no_rest: bool, poll_seconds: float,
-          no_model_warmup: bool, max_request_mb: int, threads: int, tls_cert: Path | None,
-          tls_key: Path | None, tls_client_ca: Path | None) -> None:
+          no_model_warmup: bool, max_request_mb: int, threads: int, grace_seconds: float,
+          tls_cert: Path | None, tls_key: Path | None, tls_client_ca: Path | None) -> None:
     """Serve models over TF Serving's gRPC and REST APIs, picking up new versions as they land."""
     if (tls_cert is None) != (tls_key is None):
         raise UserError("--tls-cert and --tls-key go together; pass both to serve over TLS")
@@ -213,10 +217,11 @@ def serve(model_name: str | None, model_base_path: Path | None, model_config_fil
     except OSError as error:
         raise UserError(f"{error}; pass another --port/--rest-port or stop what uses it") \
             from None
-    _serve_until_stopped(server, registry, sources)
+    _serve_until_stopped(server, registry, sources, grace_seconds)
 
 
-def _serve_until_stopped(server: Any, registry: Any, sources: list[Any]) -> None:
+def _serve_until_stopped(server: Any, registry: Any, sources: list[Any],
+                         grace_seconds: float) -> None:
     from serving.server.server import host_port
 
     for source in sources:
@@ -234,8 +239,10 @@ def _serve_until_stopped(server: Any, registry: Any, sources: list[Any]) -> None
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     registry.start_polling()
-    while not stop.wait(1.0):
+    while not stop.wait(0.2):
         pass
-    click.echo("stopping")
-    server.stop()
+    click.echo(f"stopping: new requests are refused, those in flight get {grace_seconds:g} s")
+    unfinished = server.stop(grace_seconds)
     registry.stop()
+    click.echo("stopped" + (f" ({unfinished} REST requests cut at the deadline)"
+                            if unfinished else ""))

@@ -18,6 +18,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -209,7 +210,31 @@ class _Handler(BaseHTTPRequestHandler):
             _LOG.exception("%s %s failed", self.command, self.path)
             self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
 
+    def _counted(self, method: Any) -> None:
+        """Runs `method` as a request in flight; 503 once the server is stopping (UNAVAILABLE,
+        as TF Serving): a request read after SIGTERM, e.g. on a kept-alive connection."""
+        server: RestServer = self.server
+        if not server.begin_request():
+            self.close_connection = True
+            declared = self.headers.get("Content-Length") or ""
+            if declared.isdigit() and int(declared) <= self.max_request_bytes:
+                # Read, or closing with unread bytes resets the connection before the answer.
+                self.rfile.read(int(declared))
+            self._reply(503, {"error": "the server is shutting down; send the request again "
+                                       "to a running server"})
+            return
+        try:
+            method()
+        finally:
+            server.end_request()
+
     def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        self._counted(self._get)
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+        self._counted(self._post)
+
+    def _get(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         match = STATUS_PATH.fullmatch(path)
         try:
@@ -229,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # noqa: BLE001  (every failure gets a JSON answer)
             self._fail(error)
 
-    def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+    def _post(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         match = PREDICT_PATH.fullmatch(path)
         try:
@@ -259,9 +284,39 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class RestServer(ThreadingHTTPServer):
-    """The REST endpoint: one thread per connection."""
+    """The REST endpoint: one thread per connection; `drain` waits for requests in flight."""
 
     daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._in_flight = 0
+        self._stopping = False
+        self._idle = threading.Condition()
+        super().__init__(*args, **kwargs)
+
+    def begin_request(self) -> bool:
+        """Counts a request in; False once the server is stopping."""
+        with self._idle:
+            if self._stopping:
+                return False
+            self._in_flight += 1
+            return True
+
+    def end_request(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def drain(self, timeout_seconds: float) -> int:
+        """Stops accepting connections and taking requests, waits up to `timeout_seconds` for
+        those in flight; returns how many were still running then."""
+        with self._idle:
+            self._stopping = True
+        self.shutdown()  # the accept loop ends; connection threads go on
+        self.server_close()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout_seconds)
+            return self._in_flight
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that drops the connection or fails the TLS handshake is not a server error.

@@ -166,12 +166,19 @@ class ModelServer:
                   f" and {host_port(self.options.host, self.rest_port)} (REST)"
                   if self.rest_port else "")
 
-    def stop(self, grace_seconds: float = 2.0) -> None:
-        """Stops taking requests; requests under way get `grace_seconds` to finish."""
+    def stop(self, grace_seconds: float = 2.0) -> int:
+        """Stops taking requests at once; requests in flight get `grace_seconds` to finish.
+
+        gRPC's `stop(grace)` refuses new calls (UNAVAILABLE) and cancels those still running at
+        the deadline; REST refuses new connections and answers 503 to new requests on open
+        ones. Returns how many REST requests were still running at the deadline.
+        """
+        grpc_stopped = self._grpc.stop(grace_seconds) if self._grpc is not None else None
+        unfinished = 0
         if self._rest is not None:
-            self._rest.shutdown()
-            self._rest.server_close()
+            unfinished = self._rest.drain(grace_seconds)
             self._rest = None
-        if self._grpc is not None:
-            self._grpc.stop(grace_seconds).wait()
+        if grpc_stopped is not None:
+            grpc_stopped.wait()
             self._grpc = None
+        return unfinished

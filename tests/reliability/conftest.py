@@ -12,9 +12,13 @@ import dataclasses
 import hashlib
 import io
 import os
+import queue
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +27,7 @@ import pytest
 from PIL import Image
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
+SERVE_START_SECONDS = 300
 # Root ignores file modes through these two capabilities; without them chmod 000 holds for root
 # too (the kernel's own permission check), so CI running as root still tests unreadable files.
 # setpriv's options that drop them.
@@ -233,3 +238,52 @@ def two_versions(export_model, tmp_path_factory) -> tuple[Path, Path]:
     export_model(root / "a", 1)
     export_model(root / "b", 2)
     return root / "a", root / "b"
+
+
+@dataclasses.dataclass
+class Served:
+    """An `imgpipe serve` process and its ports."""
+
+    process: subprocess.Popen
+    grpc_port: int
+    rest_port: int | None
+    log: Path
+    lines: queue.Queue  # what it prints on stdout after "listening on ...", line by line
+    base: Path  # the model's folder of numbered versions
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then its exit code (killed if it does not exit within `timeout`)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def _start_serve(base: Path, model: str, log: Path, *args: str) -> Served:
+    with open(log, "w") as log_file:
+        process = subprocess.Popen(
+            [IMGPIPE, "serve", "--model-base-path", str(base), "--model-name", model,
+             "--port", "0", "--rest-port", "0", *args],
+            stdout=subprocess.PIPE, stderr=log_file, text=True, env=user_env())
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                     daemon=True).start()
+    seen = []
+    try:
+        while not (seen and seen[-1].startswith("listening on")):
+            seen.append(lines.get(timeout=SERVE_START_SECONDS))
+    except queue.Empty:
+        process.kill()
+        pytest.fail(f"imgpipe serve did not start: {seen} {log.read_text()[-2000:]}")
+    rest = re.search(r":(\d+) \(REST\)", seen[-1])
+    return Served(process, int(re.search(r":(\d+) \(gRPC\)", seen[-1]).group(1)),
+                  int(rest.group(1)) if rest else None, log, lines, base)
+
+
+@pytest.fixture(scope="session")
+def start_serve() -> Callable[..., Served]:
+    """`start_serve(base, model, log, *flags)`: `imgpipe serve` (the console script, default
+    host, free ports) on BASE's numbered versions, once it listens."""
+    return _start_serve

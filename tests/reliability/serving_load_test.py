@@ -12,13 +12,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import ipaddress
-import queue
-import re
-import signal
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -51,45 +46,16 @@ def _images() -> list[bytes]:
     return encoded
 
 
-@dataclasses.dataclass
-class Server:
-    process: subprocess.Popen
-    grpc_port: int
-    base: Path
-    log: Path
-
-
 @pytest.fixture(scope="module")
-def server(two_versions, tmp_path_factory, imgpipe) -> Server:
+def server(two_versions, tmp_path_factory, start_serve):
     """`imgpipe serve` on version 1 of a fresh model folder, default host, free ports."""
     root = tmp_path_factory.mktemp("load")
     base = root / MODEL
     publish_version(str(base), lambda d: copy_tree(str(two_versions[0]), d), keep_versions=2)
-    log = root / "serve.log"
-    with open(log, "w") as log_file:
-        process = subprocess.Popen(
-            [imgpipe.executable, "serve", "--model-base-path", str(base), "--model-name", MODEL,
-             "--port", "0", "--rest-port", "0", "--file-system-poll-wait-seconds", "0.5",
-             "--max-request-mb", str(MAX_REQUEST_MB)],
-            stdout=subprocess.PIPE, stderr=log_file, text=True, env=imgpipe.env())
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
-                     daemon=True).start()
-    seen = []
-    try:
-        while not (seen and seen[-1].startswith("listening on")):
-            seen.append(lines.get(timeout=START_SECONDS))
-    except queue.Empty:
-        process.kill()
-        pytest.fail(f"imgpipe serve did not start: {seen} {log.read_text()[-2000:]}")
-    port = int(re.search(r":(\d+) \(gRPC\)", seen[-1]).group(1))
-    yield Server(process, port, base, log)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    served = start_serve(base, MODEL, root / "serve.log", "--file-system-poll-wait-seconds",
+                         "0.5", "--max-request-mb", str(MAX_REQUEST_MB))
+    yield served
+    served.stop()
 
 
 @dataclasses.dataclass

@@ -51,7 +51,7 @@ CASES = {
     "unknown label": (lambda img: _request([img], version_label="beta"),
                       grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label"),
     "undecodable image": (lambda img: _request([img, b"not an image"]),
-                          grpc.StatusCode.INVALID_ARGUMENT, "Unknown image file format"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "not a JPEG, PNG, BMP or GIF image"),
     "unknown input": (lambda img: _with_input([img], input_name="pixels"),
                       grpc.StatusCode.INVALID_ARGUMENT, "Sent extra: {pixels}"),
     "wrong dtype": (lambda img: _with_input([1.0], dtype=tf.float32),
@@ -110,7 +110,7 @@ def test_an_oversized_request_is_resource_exhausted(grpc_address, server, images
 def test_our_client_reports_the_code_and_message(grpc_address, images):
     with ServingClient(grpc_address) as client:
         with pytest.raises(ServingError) as raised:
-            client.predict([b"GIF89a broken"], ModelTarget(MODEL))
+            client.predict([b"GIF89a\x01\x00\x01\x00 broken"], ModelTarget(MODEL))  # 1x1
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.message.startswith("Invalid GIF data")
 
@@ -133,7 +133,7 @@ def _b64(data):
     ("/v1/models/nope:predict", "ok", 404, "Latest(nope)"),
     ("/v1/models/clf/versions/7:predict", "ok", 404, "Specific(clf, 7)"),
     ("/v1/models/clf/labels/beta:predict", "ok", 400, "Unrecognized servable version label"),
-    ("/v1/models/clf:predict", "bad image", 400, "Unknown image file format"),
+    ("/v1/models/clf:predict", "bad image", 400, "not a JPEG, PNG, BMP or GIF image"),
     ("/v1/models/clf:predict", b"{not json", 400, "JSON Parse error"),
     ("/v1/models/clf:predict", {"instances": []}, 400, "non-empty"),
     ("/v1/models/clf:predict", {"instances": [{"pixels": 1}]}, 400, "image_bytes"),

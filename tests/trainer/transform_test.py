@@ -68,3 +68,49 @@ def test_preprocessing_fn_serves_without_a_label(rgb):
 def test_undecodable_bytes_are_an_invalid_argument():
     with pytest.raises(tf.errors.InvalidArgumentError):
         transform.decode_and_resize(tf.constant(b"not an image"), 75)
+
+
+FORMAT_SIZE = 75  # the shared Transform graph's size: square images are not resized
+
+
+@pytest.fixture(scope="module")
+def formats(image_files):
+    return image_files.pixel_formats(FORMAT_SIZE)
+
+
+def test_every_pixel_format_decodes_to_pillows_pixels_in_transforms_saved_graph(
+        formats, transform_output):
+    """Through Transform's graph as saved and loaded back (what the exported serving
+    signatures run): exactly Pillow's pixels, JPEG variants included (accurate IDCT)."""
+    layer = transform_output.transform_features_layer()
+    names = sorted(formats)
+    outputs = layer({"image_bytes": tf.constant([[formats[n][0]] for n in names])})
+    decoded = transform.decode_png_batch(outputs["image_png"], FORMAT_SIZE).numpy()
+    worst = {name: int(np.abs(decoded[i].astype(int) - formats[name][1]).max())
+             for i, name in enumerate(names)}
+    assert worst == dict.fromkeys(names, 0)
+
+
+def test_the_fast_idct_tensorflow_defaults_to_would_not_match(formats):
+    """Why JPEGs are decoded with the accurate IDCT: the default is levels off Pillow's."""
+    data, reference = formats["rgb.jpg"]
+    fast = tf.io.decode_image(data, channels=3).numpy().astype(int)
+    assert np.abs(fast - reference).max() > 2
+
+
+def test_exif_orientation_is_applied_nowhere(formats, image_files):
+    """Ingest, training and serving all take the pixels as stored (docs/data.md)."""
+    from PIL import ImageOps
+
+    from components.image_example_gen.inspect import inspect_image
+
+    data, as_stored = formats["exif-rotated.jpg"]
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.abs(upright.astype(int) - as_stored).max() > 100  # Pillow would rotate it
+    out = transform.decode_and_resize(tf.constant(data), FORMAT_SIZE).numpy()
+    np.testing.assert_array_equal(out, as_stored)  # Transform, so training and serving
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    wide = image_files.encode(image_files.rgb(1, (60, 40)), "JPEG", exif=exif.tobytes())
+    info = inspect_image(wide)
+    assert (info.height, info.width) == (40, 60)  # the ExampleGen records the stored size
