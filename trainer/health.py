@@ -19,9 +19,9 @@ weights expect: a base fed with another scaling (0..1 instead of -1..1, caffe's 
 inputs of another scale and offset, and the first BatchNorm layers show it. More than
 `DRIFT_WARNING` (see `batchnorm_drift`) is a warning that names the input scaling.
 
-After training, `chance_check` compares the head's best accuracy on its own training data with
-always answering the largest class: a head no better than that learned nothing, and the summary
-says so with the likely causes.
+After training, `chance_check` compares the head's best accuracy and loss on its own training
+data with always answering the largest class and with the best constant answer: a head no
+better than those learned nothing, and the summary says so with the likely causes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ SCALE_LOW, SCALE_HIGH = 1e-2, 1e2
 DRIFT_LAYERS = 3
 DRIFT_WARNING = 1.0
 CHANCE_MARGIN = 0.02
+CHANCE_LOSS_MARGIN = 0.05
 LIKELY_CAUSES = ("a wrong input scaling for the base's weights", "a wrong cut layer or broken "
                  "base weights", "a learning rate far too low or too high",
                  "labels that do not match the images")
@@ -190,17 +191,34 @@ def check_model(model: tf.keras.Model, images: np.ndarray) -> HealthReport:
     return report.with_warnings([] if report.errors else warnings, measures)
 
 
-def chance_check(history: dict[str, list[float]], counts: Sequence[int]) -> dict[str, Any]:
+def constant_loss(counts: Sequence[int], weights: Sequence[float] | None = None) -> float:
+    """The training loss of the best constant answer, the class prior (by `weights` when the
+    loss is weighted): -sum_c (w_c n_c / n) log(w_c n_c / sum_j w_j n_j), Keras' weighted
+    cross-entropy averaged over the examples."""
+    n = sum(counts)
+    mass = [(weights[c] if weights else 1.0) * counts[c] / n for c in range(len(counts))]
+    total = sum(mass)
+    return float(-sum(m * math.log(m / total) for m in mass if m > 0))
+
+
+def chance_check(history: dict[str, list[float]], counts: Sequence[int],
+                 weights: Sequence[float] | None = None) -> dict[str, Any]:
     """Whether the head ended at chance on its training data: its best epoch's training accuracy
-    against always answering the largest class, within `CHANCE_MARGIN`."""
-    accuracy = history.get("accuracy") or []
+    at most `CHANCE_MARGIN` above always answering the largest class, and its best training
+    loss within `CHANCE_LOSS_MARGIN` of the best constant answer's (`constant_loss`). The loss
+    keeps a head trained with class weights, which trades some of the largest class's accuracy
+    for the others', from being called at chance."""
+    accuracy, loss = history.get("accuracy") or [], history.get("loss") or []
     total = sum(counts)
-    if not accuracy or not total:
+    if not accuracy or not loss or not total:
         return {}
     best, chance = max(accuracy), max(counts) / total
-    result: dict[str, Any] = {"best_train_accuracy": _rounded(best),
-                              "chance_accuracy": _rounded(chance),
-                              "at_chance": bool(best <= chance + CHANCE_MARGIN)}
+    best_loss, chance_loss = min(loss), constant_loss(counts, weights)
+    result: dict[str, Any] = {
+        "best_train_accuracy": _rounded(best), "chance_accuracy": _rounded(chance),
+        "best_train_loss": _rounded(best_loss), "chance_loss": _rounded(chance_loss),
+        "at_chance": bool(best <= chance + CHANCE_MARGIN
+                          and best_loss >= (1 - CHANCE_LOSS_MARGIN) * chance_loss)}
     if result["at_chance"]:
         result["likely_causes"] = list(LIKELY_CAUSES)
     return result

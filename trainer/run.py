@@ -122,12 +122,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
                                 compilation=plan.compilation,
                                 class_weight=balance.as_keras(weights))
-        record["chance"] = health.chance_check(history, counts)
-        if record["chance"].get("at_chance"):
+        record["chance"] = chance = health.chance_check(history, counts, weights)
+        if chance.get("at_chance"):
             progress_logger().warning(
                 "the head ended at chance on its training data (best accuracy %.3f, always the "
-                "largest class %.3f); likely causes: %s", record["chance"]["best_train_accuracy"],
-                record["chance"]["chance_accuracy"], "; ".join(health.LIKELY_CAUSES))
+                "largest class %.3f; best loss %.3f, a constant answer %.3f); likely causes: %s",
+                chance["best_train_accuracy"], chance["chance_accuracy"],
+                chance["best_train_loss"], chance["chance_loss"],
+                "; ".join(health.LIKELY_CAUSES))
         write_record(fn_args.model_run_dir, {"history": history, **record})
         export.export(model, tf_transform_output, hp.class_names, hp.image_size,
                       fn_args.serving_model_dir, hparams=hp)

@@ -100,7 +100,9 @@ class RunSummary:
             out.append(
                 f"the head ended at chance on its own training data (best training accuracy "
                 f"{self.chance['best_train_accuracy']:.3f}, always answering the largest class "
-                f"{self.chance['chance_accuracy']:.3f}); likely causes: "
+                f"{self.chance['chance_accuracy']:.3f}; best loss "
+                f"{self.chance['best_train_loss']:.3f}, a constant answer "
+                f"{self.chance['chance_loss']:.3f}); likely causes: "
                 + "; ".join(self.chance["likely_causes"]))
         return out
 

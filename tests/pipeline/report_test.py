@@ -263,7 +263,8 @@ def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_h
                           "weights": {"circle": 0.5556, "square": 5.0}},
         "health": {"images": 64, "units": 100, "measures": {}, "errors": [],
                    "warnings": ["the base's first BatchNorm layers see inputs unlike those"]},
-        "chance": {"best_train_accuracy": 0.9, "chance_accuracy": 0.9, "at_chance": True,
+        "chance": {"best_train_accuracy": 0.9, "chance_accuracy": 0.9, "best_train_loss": 0.33,
+                   "chance_loss": 0.325, "at_chance": True,
                    "likely_causes": ["a wrong input scaling for the base's weights",
                                      "labels that do not match the images"]}}))
     record = trainer_record([types.SimpleNamespace(uri=str(tmp_path))])
@@ -275,7 +276,8 @@ def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_h
         "9.0 times the examples of the smallest)",
         "feature check warning: the base's first BatchNorm layers see inputs unlike those",
         "the head ended at chance on its own training data (best training accuracy 0.900, "
-        "always answering the largest class 0.900); likely causes: a wrong input scaling for "
+        "always answering the largest class 0.900; best loss 0.330, a constant answer 0.325); "
+        "likely causes: a wrong input scaling for "
         "the base's weights; labels that do not match the images"]
     start = lines.index(expected[0])
     assert lines[start:start + 3] == expected

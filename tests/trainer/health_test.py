@@ -170,11 +170,23 @@ def test_a_weights_file_of_zeros_stops_the_trainer_before_training(tmp_path, wri
     assert "history" not in record and not (tmp_path / "serving").exists()
 
 
-def test_a_head_no_better_than_the_largest_class_is_at_chance():
-    at_chance = health.chance_check({"accuracy": [0.85, 0.9, 0.91]}, [90, 10])
+def test_a_head_no_better_than_the_largest_class_or_a_constant_answer_is_at_chance():
+    prior = health.constant_loss([90, 10])  # the entropy of 0.9 / 0.1
+    assert prior == pytest.approx(-(0.9 * np.log(0.9) + 0.1 * np.log(0.1)))
+    # Balanced weights make every class weigh the same: the constant answer is 1/2, log 2.
+    assert health.constant_loss([90, 10], [100 / 180, 100 / 20]) == pytest.approx(np.log(2))
+    at_chance = health.chance_check({"accuracy": [0.85, 0.91], "loss": [0.5, 0.33]}, [90, 10])
     assert at_chance["at_chance"] and at_chance["chance_accuracy"] == 0.9
-    assert at_chance["best_train_accuracy"] == 0.91
+    assert at_chance["best_train_accuracy"] == 0.91 and at_chance["best_train_loss"] == 0.33
     assert at_chance["likely_causes"][0] == "a wrong input scaling for the base's weights"
-    learned = health.chance_check({"accuracy": [0.5, 0.7]}, [50, 50])
-    assert learned == {"best_train_accuracy": 0.7, "chance_accuracy": 0.5, "at_chance": False}
+    learned = health.chance_check({"accuracy": [0.5, 0.7], "loss": [0.69, 0.5]}, [50, 50])
+    assert learned == {"best_train_accuracy": 0.7, "chance_accuracy": 0.5,
+                       "best_train_loss": 0.5, "chance_loss": 0.6931, "at_chance": False}
+    # With class weights a head that learned may be less accurate than the largest class
+    # alone; its loss, well under log 2, says it learned.
+    weights = [100 / 180, 100 / 20]
+    assert not health.chance_check({"accuracy": [0.8], "loss": [0.45]}, [90, 10],
+                                   weights)["at_chance"]
+    assert health.chance_check({"accuracy": [0.8], "loss": [0.69]}, [90, 10],
+                               weights)["at_chance"]
     assert health.chance_check({}, [5, 5]) == {}
