@@ -228,13 +228,15 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
                eval_files: list[str] | str, log_dir: str,
                strategy: tf.distribute.Strategy | None = None,
                compilation: devices.Compilation = devices.NO_XLA,
-               cache_root: str | None = None) -> tuple[dict[str, list[float]], dict[str, Any]]:
+               cache_root: str | None = None, class_weight: dict[int, float] | None = None
+               ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Caches the features of the training and eval images, trains `model`'s head on them.
 
     The cache lives in a temporary folder under `cache_root` (the system's temporary folder by
     default) and is removed afterwards. The features are extracted in batches of `batch_size`,
     the head trains on them in batches of `hp.head_batch_size`. Returns the history (as
-    `train.fit`'s) and a summary of the two caches and that batch size.
+    `train.fit`'s, `class_weight` passed on to it) and a summary of the two caches and that batch
+    size.
     """
     if hp.augment.enabled and not hp.cache_augmented_copies:
         logging.warning("bottleneck cache without augmented copies: the head trains on "
@@ -257,6 +259,7 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
                      "in batches of %d", train_cache.records, eval_cache.records,
                      train_cache.seconds + eval_cache.seconds, batch_size)
         history = train.fit(head, hp, read_cache(train_cache, batch_size, True, hp.seed),
-                            read_cache(eval_cache, batch_size, False), log_dir, compilation)
+                            read_cache(eval_cache, batch_size, False), log_dir, compilation,
+                            class_weight)
     return history, {"train": train_cache.describe(), "eval": eval_cache.describe(),
                      "batch_size": batch_size}

@@ -30,11 +30,7 @@ def make_dataset(file_pattern: list[str] | str, image_size: int, batch_size: int
     most that are instead decoded once and held in memory, and each epoch gathers its batches
     from a new permutation: the cores that train no longer decode every PNG again each epoch.
     """
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
-        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
-    if not files:
-        raise ValueError(f"no examples match {file_pattern}")
-    records = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    records = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP")
     if memory_bytes:
         count = int(records.reduce(np.int64(0), lambda n, _: n + 1))
         if count * image_size * image_size * 3 <= memory_bytes:
@@ -44,6 +40,39 @@ def make_dataset(file_pattern: list[str] | str, image_size: int, batch_size: int
         records = records.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     dataset = records.map(lambda s: _parse(s, image_size), num_parallel_calls=tf.data.AUTOTUNE)
     return without_autotuning(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def _files(file_pattern: list[str] | str) -> list[str]:
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else [
+        f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    if not files:
+        raise ValueError(f"no examples match {file_pattern}")
+    return sorted(files)
+
+
+def count_labels(file_pattern: list[str] | str, num_classes: int) -> list[int]:
+    """Examples of each class index in gzipped TFRecords: one pass that parses the label only.
+
+    A label outside [0, num_classes) is an error, not dropped: the head could not learn it.
+    """
+    labels = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(
+        1024).map(lambda s: tf.io.parse_example(s, {LABEL: _FEATURES[LABEL]})[LABEL])
+    counts = np.zeros(num_classes, np.int64)
+    for batch in without_autotuning(labels):
+        values = batch.numpy()
+        if len(values) and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"a label outside 0..{num_classes - 1} in {file_pattern}")
+        counts += np.bincount(values, minlength=num_classes)
+    return [int(n) for n in counts]
+
+
+def sample_images(file_pattern: list[str] | str, image_size: int, count: int,
+                  seed: int = 42) -> np.ndarray:
+    """Up to `count` uint8 images [N, S, S, 3], drawn through the training shuffle buffer."""
+    dataset = make_dataset(file_pattern, image_size, count, shuffle=True, seed=seed)
+    for images, _ in dataset.take(1):
+        return images.numpy()
+    return np.zeros((0, image_size, image_size, 3), np.uint8)
 
 
 def _decode_all(records: tf.data.Dataset, count: int, image_size: int

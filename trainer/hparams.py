@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from trainer.augment import AugmentConfig
+from trainer.balance import MODES as CLASS_WEIGHT_MODES
 from trainer.bases import BaseSpec, get_base_spec
 from trainer.configs import reject_unknown_keys
 from trainer.devices import DeviceConfig
@@ -33,6 +34,9 @@ class HParams:
     set's decoded size is at most M MiB (`trainer.data.make_dataset`): decoded once, not again
     every epoch. 0, the default, streams them from disk every epoch, so memory stays flat
     whatever the data's size.
+    `class_weights` weighs the loss by class against imbalance (`trainer.balance`): `auto`
+    balances by the training split's class counts when the largest class has more than 1.5
+    times the examples of the smallest, `balanced` always, `none` never.
     """
 
     class_names: tuple[str, ...]
@@ -57,6 +61,7 @@ class HParams:
     cache_augmented_copies: int = 0
     cache_batch_size: int = 0
     images_in_memory_mb: int = 0
+    class_weights: str = "auto"
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
@@ -86,6 +91,9 @@ class HParams:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.images_in_memory_mb < 0:
             raise ValueError(f"images_in_memory_mb {self.images_in_memory_mb} must be at least 0")
+        if self.class_weights not in CLASS_WEIGHT_MODES:
+            raise ValueError(f"class_weights must be one of {', '.join(CLASS_WEIGHT_MODES)}, "
+                             f"got {self.class_weights!r}")
         self._check_cache()
 
     def _check_cache(self) -> None:

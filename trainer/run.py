@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from trainer import bottleneck, data, devices, export, train
+from trainer import balance, bottleneck, data, devices, export, health, train
 from trainer import model as model_lib
 from trainer.contract import (
     DEFAULT_MAX_ROWS,
@@ -24,6 +24,7 @@ from trainer.contract import (
     HPARAMS_KEY,
     LABEL_NAME,
     MAX_ROWS_KEY,
+    progress_logger,
 )
 from trainer.hparams import HParams
 
@@ -51,6 +52,27 @@ def with_data_class_names(hp: HParams, class_names: tuple[str, ...] | None) -> H
     return dataclasses.replace(hp, class_names=tuple(class_names))
 
 
+def write_record(model_run_dir: str, record: dict) -> None:
+    """`history.json` beside the model: what the summary and the report read of training."""
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, HISTORY_FILE), "w") as f:
+        json.dump(record, f, indent=1)
+
+
+def check_features(model: tf.keras.Model, hp: HParams, train_files: list[str],
+                   record: dict) -> None:
+    """The feature check (`trainer.health`) on a sample of training images, before any training:
+    recorded in `record["health"]`, warnings shown on the terminal, degenerate features stop the
+    Trainer with one line (`FeatureHealthError`)."""
+    images = data.sample_images(train_files, hp.image_size, health.SAMPLE_IMAGES, hp.seed)
+    report = health.check_model(model, images)
+    record["health"] = report.describe()
+    logging.info("feature check on %d training images: %s", report.images, record["health"])
+    for warning in report.warnings:
+        progress_logger().warning("feature check: %s", warning)
+    report.raise_if_degenerate()
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains on Transform's output and exports the model for serving and evaluation."""
     hp = with_data_class_names(HParams.from_config(fn_args.custom_config[HPARAMS_KEY]),
@@ -75,10 +97,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             record["warm_started_weights"] = train.warm_start(model, fn_args.base_model)
             logging.info("warm start from %s: %s", fn_args.base_model,
                          record["warm_started_weights"])
+        try:
+            check_features(model, hp, fn_args.train_files, record)
+        except health.FeatureHealthError:
+            write_record(fn_args.model_run_dir, record)  # the report shows the measures
+            raise
+        counts = data.count_labels(fn_args.train_files, hp.num_classes)
+        weights = balance.class_weights(counts, hp.class_weights)
+        record["class_counts"] = dict(zip(hp.class_names, counts, strict=True))
+        record["class_weights"] = {
+            "mode": hp.class_weights, "largest_over_smallest": balance.imbalance_ratio(counts),
+            "weights": dict(zip(hp.class_names, weights, strict=True)) if weights else None}
+        logging.info("class counts %s, class weights %s", record["class_counts"],
+                     record["class_weights"])
         if hp.bottleneck_cache:
             history, record["bottleneck_cache"] = bottleneck.fit_cached(
                 model, hp, fn_args.train_files, fn_args.eval_files, fn_args.model_run_dir,
-                strategy=strategy, compilation=plan.compilation)
+                strategy=strategy, compilation=plan.compilation,
+                class_weight=balance.as_keras(weights))
         else:
             train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
                                            shuffle=True, seed=hp.seed,
@@ -86,10 +122,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
                                           shuffle=False, memory_bytes=hp.images_in_memory_bytes)
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
-                                compilation=plan.compilation)
-        tf.io.gfile.makedirs(fn_args.model_run_dir)
-        with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
-            json.dump({"history": history, **record}, f, indent=1)
+                                compilation=plan.compilation,
+                                class_weight=balance.as_keras(weights))
+        record["chance"] = chance = health.chance_check(history, counts, weights)
+        if chance.get("at_chance"):
+            progress_logger().warning(
+                "the head ended at chance on its training data (best accuracy %.3f, always the "
+                "largest class %.3f; best loss %.3f, a constant answer %.3f); likely causes: %s",
+                chance["best_train_accuracy"], chance["chance_accuracy"],
+                chance["best_train_loss"], chance["chance_loss"],
+                "; ".join(health.LIKELY_CAUSES))
+        write_record(fn_args.model_run_dir, {"history": history, **record})
         export.export(model, tf_transform_output, hp.class_names, hp.image_size,
                       fn_args.serving_model_dir, hparams=hp,
                       max_rows=int(fn_args.custom_config.get(MAX_ROWS_KEY, DEFAULT_MAX_ROWS)))

@@ -69,13 +69,16 @@ def warm_start(model: tf.keras.Model, saved_model_dir: str) -> list[str]:
 
 
 def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: tf.data.Dataset,
-        log_dir: str, compilation: devices.Compilation = devices.NO_XLA
-        ) -> dict[str, list[float]]:
-    """Trains the head, then fine-tunes from `hp.fine_tune_from` if set; returns the history."""
+        log_dir: str, compilation: devices.Compilation = devices.NO_XLA,
+        class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
+    """Trains the head, then fine-tunes from `hp.fine_tune_from` if set; returns the history.
+
+    `class_weight` (class index -> weight, `trainer.balance`) weighs each example's loss by its
+    class, in both stages."""
     steps = hp.steps_per_epoch
     train_data = train.repeat() if steps else train
     history = model.fit(train_data, epochs=hp.epochs, steps_per_epoch=steps,
-                        validation_data=validation,
+                        validation_data=validation, class_weight=class_weight,
                         callbacks=[*callbacks(hp, log_dir), EpochProgress(hp.epochs)], verbose=0)
     merged = {k: list(v) for k, v in history.history.items()}
     if hp.fine_tune_from:
@@ -86,7 +89,7 @@ def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: 
         done = len(merged.get("loss", []))
         more = model.fit(train_data, epochs=done + hp.fine_tune_epochs, initial_epoch=done,
                          steps_per_epoch=steps, validation_data=validation,
-                         callbacks=[*callbacks(hp, log_dir),
+                         class_weight=class_weight, callbacks=[*callbacks(hp, log_dir),
                                     EpochProgress(done + hp.fine_tune_epochs, "fine-tuning ")],
                          verbose=0)
         for key, values in more.history.items():

@@ -109,6 +109,11 @@ MODEL_OPTIONS = [
     click.option("--images-in-memory-mb", default=0, show_default=True, type=int,
                  help="Hold the decoded training and eval images in memory when each set fits "
                       "in this many MiB (0: stream them from disk every epoch, flat memory)."),
+    click.option("--class-weights", default="auto", show_default=True,
+                 type=click.Choice(("auto", "balanced", "none")),
+                 help="Weigh the loss by class against imbalance: auto balances by the training "
+                      "split's class counts when the largest class has more than 1.5 times the "
+                      "examples of the smallest; balanced always; none never."),
     click.option("--no-augment", is_flag=True, help="Train without in-graph augmentation."),
     click.option("--augment-rotation", default=40.0, show_default=True, type=float,
                  help="Largest random rotation, degrees."),
@@ -287,6 +292,7 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
             cache_augmented_copies=options.get("cache_augmented_copies", 0),
             cache_batch_size=options.get("cache_batch_size", 0),
             images_in_memory_mb=options.get("images_in_memory_mb", 0),
+            class_weights=options.get("class_weights", "auto"),
             augment=augment,
             devices=DeviceConfig(precision=options["precision"], xla=options["xla"],
                                  strategy=options["strategy"]),

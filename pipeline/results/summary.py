@@ -44,6 +44,10 @@ class RunSummary:
     data_compared_with: str = ""
     not_pushed_because: str = ""
     devices: str = ""  # what the Trainer's device plan chose, e.g. '1 GPU: mixed_float16, ...'
+    # From the Trainer's history.json (trainer/run.py): empty for runs made before they were.
+    class_weights: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_check: dict[str, Any] = dataclasses.field(default_factory=dict)
+    chance: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -70,6 +74,38 @@ class RunSummary:
                      f"{facts['skipped_report']})")
         return [line]
 
+    def training_lines(self) -> list[str]:
+        """The class weights, the feature check and whether the head ended at chance."""
+        out = []
+        balance = self.class_weights
+        if balance:
+            ratio = (f"the largest class has {balance['largest_over_smallest']:.1f} times the "
+                     "examples of the smallest")
+            if balance.get("weights"):
+                out.append("class weights: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in balance["weights"].items())
+                    + f" (--class-weights {balance['mode']}; {ratio})")
+            else:
+                out.append(f"class weights: none (--class-weights {balance['mode']}; {ratio})")
+        check = self.feature_check
+        if check:
+            if check.get("errors"):
+                out.append(f"feature check on {check['images']} training images: failed: "
+                           + "; ".join(check["errors"]))
+            elif check.get("warnings"):
+                out.extend(f"feature check warning: {w}" for w in check["warnings"])
+            else:
+                out.append(f"feature check on {check['images']} training images: passed")
+        if self.chance.get("at_chance"):
+            out.append(
+                f"the head ended at chance on its own training data (best training accuracy "
+                f"{self.chance['best_train_accuracy']:.3f}, always answering the largest class "
+                f"{self.chance['chance_accuracy']:.3f}; best loss "
+                f"{self.chance['best_train_loss']:.3f}, a constant answer "
+                f"{self.chance['chance_loss']:.3f}); likely causes: "
+                + "; ".join(self.chance["likely_causes"]))
+        return out
+
     def lines(self) -> list[str]:
         """The human-readable summary, one fact per line."""
         out = [f"run {self.run_id}: " + ", ".join(
@@ -80,6 +116,7 @@ class RunSummary:
             for split, n in sorted(self.examples_per_split.items())))
         if self.devices:
             out.append(f"trained on {self.devices}")
+        out.extend(self.training_lines())
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
@@ -96,7 +133,7 @@ class RunSummary:
             if others:
                 out.append("eval " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(others.items())))
             if self.per_class_accuracy:
-                out.append("eval accuracy per class: " + ", ".join(
+                out.append("eval recall per class (accuracy on its own images): " + ", ".join(
                     f"{k} {v:.3f}" for k, v in sorted(self.per_class_accuracy.items())))
         if self.data_problems:
             out.append(f"data checks: {len(self.data_problems)} problem(s):")
@@ -203,16 +240,22 @@ def _gate_failures(evaluation_uri: str) -> list[str]:
     return reasons
 
 
-def device_plan_description(model_runs: list) -> str:
-    """What the Trainer's device plan chose, from the history.json beside its model; or ''."""
+def trainer_record(model_runs: list) -> dict[str, Any]:
+    """The history.json the Trainer wrote beside its model (trainer/run.py); {} without one."""
     if not model_runs:
-        return ""
+        return {}
     path = os.path.join(model_runs[0].uri, HISTORY_FILE)
     try:
         with open(path, encoding="utf-8") as handle:
-            plan = json.load(handle).get(DEVICE_PLAN_KEY) or {}
+            record = json.load(handle)
     except (OSError, ValueError):
-        return ""
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def device_plan_description(model_runs: list) -> str:
+    """What the Trainer's device plan chose, from the history.json beside its model; or ''."""
+    plan = trainer_record(model_runs).get(DEVICE_PLAN_KEY) or {}
     return plan.get("description", "")
 
 
@@ -256,6 +299,8 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
     for verdict in outputs.get("DataGate", {}).get("verdict", []):
         data_problems = json.loads(verdict.custom_properties[verdict_props.PROBLEMS].string_value)
         data_compared_with = verdict.custom_properties[verdict_props.COMPARED_WITH].string_value
+    model_runs = outputs.get("Trainer", {}).get("model_run", [])
+    record = trainer_record(model_runs)
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run.run_id,
@@ -276,5 +321,8 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         data_problems=data_problems,
         data_compared_with=data_compared_with,
         not_pushed_because=not_pushed_because,
-        devices=device_plan_description(outputs.get("Trainer", {}).get("model_run", [])),
+        devices=device_plan_description(model_runs),
+        class_weights=record.get("class_weights") or {},
+        feature_check=record.get("health") or {},
+        chance=record.get("chance") or {},
     )

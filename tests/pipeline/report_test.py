@@ -28,7 +28,7 @@ from pipeline.results.report.collect import (
     read_examples,
 )
 from pipeline.results.report.render import render_html
-from pipeline.results.summary import RunSummary, device_plan_description
+from pipeline.results.summary import RunSummary, device_plan_description, trainer_record
 
 CLASSES = ("circle", "square")
 
@@ -252,3 +252,55 @@ def test_the_summary_and_the_report_say_what_the_device_plan_chose(tmp_path):
     data = _full_data()
     data.summary = summary
     assert f"epoch(s) on {DEVICES}." in render_html(data)
+
+
+def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_head_at_chance(
+        tmp_path):
+    # As trainer/run.py writes them into history.json.
+    (tmp_path / "history.json").write_text(json.dumps({
+        "history": {"accuracy": [0.9]},
+        "class_weights": {"mode": "auto", "largest_over_smallest": 9.0,
+                          "weights": {"circle": 0.5556, "square": 5.0}},
+        "health": {"images": 64, "units": 100, "measures": {}, "errors": [],
+                   "warnings": ["the base's first BatchNorm layers see inputs unlike those"]},
+        "chance": {"best_train_accuracy": 0.9, "chance_accuracy": 0.9, "best_train_loss": 0.33,
+                   "chance_loss": 0.325, "at_chance": True,
+                   "likely_causes": ["a wrong input scaling for the base's weights",
+                                     "labels that do not match the images"]}}))
+    record = trainer_record([types.SimpleNamespace(uri=str(tmp_path))])
+    summary = _summary(class_weights=record["class_weights"], feature_check=record["health"],
+                       chance=record["chance"])
+    lines = summary.lines()
+    expected = [
+        "class weights: circle 0.56, square 5.00 (--class-weights auto; the largest class has "
+        "9.0 times the examples of the smallest)",
+        "feature check warning: the base's first BatchNorm layers see inputs unlike those",
+        "the head ended at chance on its own training data (best training accuracy 0.900, "
+        "always answering the largest class 0.900; best loss 0.330, a constant answer 0.325); "
+        "likely causes: a wrong input scaling for "
+        "the base's weights; labels that do not match the images"]
+    start = lines.index(expected[0])
+    assert lines[start:start + 3] == expected
+    assert lines[start + 3].startswith("eval accuracy 0.750 < threshold")
+    assert "eval recall per class (accuracy on its own images): circle 1.000, square 0.500" in (
+        lines)
+    data = _full_data()
+    data.summary = summary
+    page = render_html(data)
+    for line in expected:
+        assert f"<li>{html.escape(line)}</li>" in page
+    assert ("<tr><th>class</th><th>recall</th><th>eval images</th></tr><tr><td>circle</td>"
+            "<td>1.000</td><td>2</td></tr><tr><td>square</td><td>0.500</td><td>2</td></tr>"
+            ) in page
+    # Unweighted, a passed check and no chance: one line each, nothing at chance.
+    plain = _summary(class_weights={"mode": "none", "largest_over_smallest": 1.2,
+                                    "weights": None},
+                     feature_check={"images": 64, "errors": [], "warnings": []},
+                     chance={"at_chance": False}).training_lines()
+    assert plain == ["class weights: none (--class-weights none; the largest class has 1.2 "
+                     "times the examples of the smallest)",
+                     "feature check on 64 training images: passed"]
+    failed = _summary(feature_check={"images": 8, "errors": ["every feature is zero"]})
+    assert failed.training_lines() == [
+        "feature check on 8 training images: failed: every feature is zero"]
+    assert _summary().training_lines() == []  # runs before these were recorded

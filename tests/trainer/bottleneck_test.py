@@ -277,6 +277,15 @@ def test_run_fn_with_the_cache_exports_a_model_that_serves_raw_images(transform_
     assert record["bottleneck_cache"]["train"]["records"] == 8
     assert record["bottleneck_cache"]["eval"]["records"] == 4
     assert len(record["history"]["loss"]) == 1 and len(record["history"]["val_loss"]) == 1
+    # What the summary reads besides: class counts and weights, the feature and chance checks.
+    assert record["class_counts"] == {"a": 4, "b": 4}
+    assert record["class_weights"] == {"mode": "auto", "largest_over_smallest": 1.0,
+                                       "weights": None}
+    assert record["health"]["images"] == 8 and record["health"]["errors"] == []
+    chance = record["chance"]
+    assert chance["chance_accuracy"] == 0.5 and chance["chance_loss"] == 0.6931  # log 2
+    assert chance["at_chance"] == (chance["best_train_accuracy"] <= 0.52
+                                   and chance["best_train_loss"] >= 0.95 * 0.6931)
     served = tf.saved_model.load(str(tmp_path / "serving")).signatures["serving_default"]
     out = served(image_bytes=tf.constant([tf.io.encode_png(images[0]).numpy(),
                                           tf.io.encode_jpeg(images[1]).numpy()]))

@@ -102,6 +102,12 @@ def _augmentation(data: ReportData) -> str:
     return _img(plots.image_grid(tiles, columns), "training images through the augmentation")
 
 
+def _training_checks(data: ReportData) -> str:
+    """Class weights, the feature check and a head at chance: the summary's own lines."""
+    lines = data.summary.training_lines() if data.summary else []
+    return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>" if lines else ""
+
+
 def _curves(data: ReportData) -> str:
     epochs = len(data.history.get("loss", []))
     where = f" on {data.summary.devices}" if data.summary and data.summary.devices else ""
@@ -121,8 +127,13 @@ def _evaluation(data: ReportData) -> str:
     rows = [(k, f"{v:.4g}") for k, v in sorted(s.eval_metrics.items())]
     parts.append(_table(("metric", "value"), rows))
     if s.per_class_accuracy:
-        parts.append("<p>Accuracy per class (whole eval split): " + _e(", ".join(
-            f"{k} {v:.3f}" for k, v in sorted(s.per_class_accuracy.items()))) + "</p>")
+        # TFMA's accuracy on the slice of a class's own images is that class's recall.
+        images = s.examples_per_split_and_class.get("eval", {})
+        parts.append("<p>Recall per class (whole eval split): the share of each class's eval "
+                     "images classified as that class.</p>" + _table(
+                         ("class", "recall", "eval images"),
+                         [(k, f"{v:.3f}", images.get(k, "-"))
+                          for k, v in sorted(s.per_class_accuracy.items())]))
     parts.append(_img(plots.metrics_against_threshold(s.eval_metrics, s.accuracy_threshold,
                                                       baseline), "metrics against threshold"))
     blessed = {True: "<span class='yes'>yes</span>", False: "<span class='no'>no</span>",
@@ -204,6 +215,8 @@ def render_html(data: ReportData) -> str:
         parts.append(f"<h2>{_e(title)}</h2>")
         if title in data.notes:
             parts.append(f"<p class='note'>{_e(data.notes[title])}</p>")
+        if title == CURVES:
+            parts.append(_training_checks(data))
         if title in data.missing:
             parts.append(f"<p class='missing'>Not available: {_e(data.missing[title])}.</p>")
         else:
