@@ -29,8 +29,17 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
-def cluster_uri(flag: str, value: str) -> str:
-    """A gs:// URI, the one remote scheme TensorFlow 2.16 in the image reads and writes."""
+def cluster_uri(flag: str, value: str, local: bool = False) -> str:
+    """A gs:// URI, the one remote scheme TensorFlow 2.16 in the image reads and writes.
+
+    With `local` (compile --for-run-local) an absolute path on this machine instead: the package
+    then runs only with `imgpipe kfp run-local`, which reads and writes this machine's files.
+    """
+    if local:
+        if is_local(value):
+            return str(Path(value).expanduser().resolve())
+        raise UserError(f"{flag} {value}: --for-run-local takes a path on this machine (the "
+                        "local run cannot reach a bucket); drop --for-run-local for gs://")
     scheme = value.split("://", 1)[0].lower() if not is_local(value) else ""
     if scheme == "gs" and value[len("gs://"):].strip("/"):
         return value.rstrip("/")
@@ -126,14 +135,17 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None
 @click.option("--beam-cpus", default=2.0, show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="vCPUs of each Beam step: the limit, and on Kubeflow the request too.")
+@click.option("--for-run-local", is_flag=True,
+              help="Paths on this machine for --data, --pipeline-root and --serving-dir: a "
+                   "package to test with 'imgpipe kfp run-local' only (no cluster sees them).")
 @image_model_options
 @pipeline_options
 def compile_pipeline(target: str, image: str, pipeline_root: str,
                      output_file: Path, data_uri: str, classes: str | None, layout: str | None,
                      serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
                      gpus: int, gpu_type: str, trainer_memory: str, trainer_cpus: float,
-                     beam_memory: str, beam_cpus: float, weights: str | None,
-                     **options) -> None:
+                     beam_memory: str, beam_cpus: float, for_run_local: bool,
+                     weights: str | None, **options) -> None:
     """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
     if not REMOTE_MODEL_NAME.fullmatch(model_name):
         raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
@@ -146,10 +158,10 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
     if not image.strip() or any(c.isspace() for c in image):
         raise UserError(f"--image {image!r} is not an image reference, e.g. "
                         "europe-docker.pkg.dev/PROJECT/imgpipe/imgpipe:1")
-    pipeline_root = cluster_uri("--pipeline-root", pipeline_root)
-    data_uri = cluster_uri("--data", data_uri)
+    pipeline_root = cluster_uri("--pipeline-root", pipeline_root, for_run_local)
+    data_uri = cluster_uri("--data", data_uri, for_run_local)
     if serving_dir is not None:
-        serving_dir = cluster_uri("--serving-dir", serving_dir)
+        serving_dir = cluster_uri("--serving-dir", serving_dir, for_run_local)
     names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout)
     if target == "kubeflow" and spans:
         raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
@@ -184,3 +196,6 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                f"{config.serving_model_dir}")
     for change in package.changes:
         click.echo(f"for kubeflow: {change}")
+    if for_run_local:
+        click.echo(f"paths on this machine: run it with 'imgpipe kfp run-local {package.path}'; "
+                   "recompile without --for-run-local for a cluster")
