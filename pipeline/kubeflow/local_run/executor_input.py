@@ -24,7 +24,6 @@ is its URI (KFP's LocalPathForURI maps gs://B/x to the mounted /gcs/B/x).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 
@@ -153,11 +152,23 @@ def _check_parameter_types(name: str, component: pipeline_spec_pb2.ComponentSpec
         kind = value.WhichOneof("kind")
         if declared == "STRING":
             if kind != "string_value":
-                inputs.parameter_values[key].string_value = json.dumps(
-                    json_format.MessageToDict(value), separators=(",", ":"))
+                inputs.parameter_values[key].string_value = _value_to_text(name, key, value)
         elif declared in kinds and kind not in kinds[declared]:
             raise UserError(f"task {name}: input parameter {key!r} type mismatch: expect "
                             f"{declared}, got {kind} (KFP's driver refuses it)")
+
+
+def _value_to_text(task: str, key: str, value: struct_pb2.Value) -> str:
+    # metadata/converter.go PbValueToText, for the scalars; a list or struct becomes Go's JSON
+    # of the proto message there, which no component reads, so it is refused here.
+    kind = value.WhichOneof("kind")
+    if kind == "null_value":
+        return ""
+    if kind == "number_value":
+        return _format_number(value.number_value)
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    raise UserError(f"task {task}: STRING parameter {key!r} is given a {kind}; give it as text")
 
 
 def with_defaults(executor_input: ExecutorInput, component: pipeline_spec_pb2.ComponentSpec
