@@ -356,7 +356,9 @@ def test_the_vertex_package_runs_twice_here_reusing_the_cache_and_the_blessed_mo
     package, root = _compile_for_run_local(tmp_path, "vertex")
     refused = CliRunner().invoke(cli, ["kfp", "run-local", str(package), "--backend", "kfp"])
     assert isinstance(refused.exception, UserError)
-    assert "Kubeflow Pipelines' API server accepts 2.1.0 only" in str(refused.exception)
+    assert str(refused.exception) == (
+        f"{package} is a Vertex AI PipelineJob; run it with --backend vertex, or compile "
+        "--target kubeflow for a package Kubeflow Pipelines takes")
     assert not root.exists()  # refused before anything ran
 
     states, output = _run_local(package)  # --backend vertex, from the .json

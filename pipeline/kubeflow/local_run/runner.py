@@ -158,6 +158,9 @@ def run_package(package: Path, backend: str, pipeline_root: str | None = None,
     if backend not in ei.BACKENDS:
         raise ValueError(f"backend must be one of {ei.BACKENDS}, got {backend}")
     target = TARGET_OF[backend]
+    if backend == "kfp" and package.suffix.lower() == ".json":
+        raise UserError(f"{package} is a Vertex AI PipelineJob; run it with --backend vertex, "
+                        "or compile --target kubeflow for a package Kubeflow Pipelines takes")
     spec = read_package(package, target)
     rules.check_spec(spec, target, str(package),
                      remedy=f"compile it with 'imgpipe compile --target {target} "
