@@ -274,6 +274,54 @@ def test_a_package_without_a_local_root_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(result.exception)
 
 
+# A container that reads the ExecutorInput it is given, writes its output artifact's file and
+# the output metadata file, as a TFX executor does, in a second or so.
+_TINY_SCRIPT = """
+import json, pathlib, sys
+executor_input = json.loads(sys.argv[1])
+pathlib.Path(sys.argv[2]).write_text(str(executor_input["inputs"]["parameterValues"]["n"]))
+output = {"artifacts": {"out": {"artifacts": [{"metadata": {"written": 1}}]}}}
+pathlib.Path(executor_input["outputs"]["outputFile"]).write_text(json.dumps(output))
+"""
+
+
+def _tiny_package(tmp_path: Path) -> Path:
+    spec = {
+        "pipelineInfo": {"name": "tiny"}, "schemaVersion": "2.1.0",
+        "defaultPipelineRoot": str(tmp_path / "root"),
+        "root": {"dag": {"tasks": {"make": {
+            "taskInfo": {"name": "make"}, "componentRef": {"name": "make"},
+            "cachingOptions": {"enableCache": True},
+            "inputs": {"parameters": {"n": {"runtimeValue": {"constant": 7}}}}}}}},
+        "components": {"make": {
+            "executorLabel": "make_executor",
+            "inputDefinitions": {"parameters": {"n": {"parameterType": "NUMBER_INTEGER"}}},
+            "outputDefinitions": {"artifacts": {"out": {"artifactType": {
+                "schemaTitle": "system.Artifact"}}}}}},
+        "deploymentSpec": {"executors": {"make_executor": {"container": {
+            "image": "img:1", "command": ["python", "-c", _TINY_SCRIPT],
+            "args": ["{{$}}", "{{$.outputs.artifacts['out'].path}}"]}}}},
+    }
+    package = tmp_path / "tiny.yaml"
+    package.write_text(json.dumps(spec))
+    return package
+
+
+def test_a_container_runs_with_its_placeholders_and_a_second_run_is_a_cache_hit(tmp_path):
+    package = _tiny_package(tmp_path)
+    first = runner.run_package(package, "kfp")
+    assert [(t.name, t.state) for t in first.tasks] == [("make", "done")]
+    store = json.loads((tmp_path / "root" / ".run-local" / "store.json").read_text())
+    (artifact,) = store["artifacts"]
+    assert float(Path(artifact["uri"]).read_text()) == 7  # the output path, given the parameter
+    assert artifact["metadata"] == {"written": 1, "display_name": "out"}
+    second = runner.run_package(package, "kfp")
+    assert [(t.name, t.state, t.detail) for t in second.tasks] == [
+        ("make", "cached", f"outputs of run {first.job_id}")]
+    (tmp_path / "root" / "marker").write_text("")
+    with pytest.raises(UserError, match="is a Vertex AI PipelineJob"):
+        runner.run_package(package.rename(tmp_path / "tiny.json"), "kfp")
+
 # The end-to-end runs: both targets compiled with --for-run-local, then run here, every task in
 # TFX's own container entrypoint as a subprocess. Bright and dark noise images: a signal even a
 # frozen base with random weights carries (tests/e2e/gate_test.py), so no weights are loaded.

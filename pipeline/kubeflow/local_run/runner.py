@@ -267,11 +267,11 @@ class _Run:
             if code:
                 return self._failed(name, f"its preCacheCheck driver exited with {code}", started)
             self._apply_driver_output(executor_input, ei.read_executor_output(paths.output_file))
-        key = fingerprint(executor_input, component, container)
-        cached = self.store.cached(key) if task.caching_options.enable_cache else None
+        cache_key = fingerprint(executor_input, component, container)
+        cached = self.store.cached(cache_key) if task.caching_options.enable_cache else None
         if cached is not None:
             self.outputs[name] = cached.outputs
-            self.store.record_execution(Execution(self.job_id, name, "CACHED", key,
+            self.store.record_execution(Execution(self.job_id, name, "CACHED", cache_key,
                                                   cached.outputs, 0.0))
             self.store.save()
             return "cached", f"outputs of run {cached.run}"
@@ -290,8 +290,8 @@ class _Run:
             self.store.record_artifact(ids[key], self.job_id, name, key, artifact)
             recorded[key] = [ids[key]]
         self.outputs[name] = recorded
-        self.store.record_execution(Execution(self.job_id, name, "COMPLETE", key, recorded,
-                                              time.monotonic() - started))
+        self.store.record_execution(Execution(self.job_id, name, "COMPLETE", cache_key,
+                                              recorded, time.monotonic() - started))
         self.store.save()
         return "done", ""
 
