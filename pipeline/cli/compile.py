@@ -29,8 +29,17 @@ def is_local(uri: str) -> bool:
     return "://" not in uri
 
 
-def cluster_uri(flag: str, value: str) -> str:
-    """A gs:// URI, the one remote scheme TensorFlow 2.16 in the image reads and writes."""
+def cluster_uri(flag: str, value: str, local: bool = False) -> str:
+    """A gs:// URI, the one remote scheme TensorFlow 2.16 in the image reads and writes.
+
+    With `local` (compile --for-run-local) an absolute path on this machine instead: the package
+    then runs only with `imgpipe kfp run-local`, which reads and writes this machine's files.
+    """
+    if local:
+        if is_local(value):
+            return str(Path(value).expanduser().resolve())
+        raise UserError(f"{flag} {value}: --for-run-local takes a path on this machine (the "
+                        "local run cannot reach a bucket); drop --for-run-local for gs://")
     scheme = value.split("://", 1)[0].lower() if not is_local(value) else ""
     if scheme == "gs" and value[len("gs://"):].strip("/"):
         return value.rstrip("/")
@@ -136,6 +145,9 @@ def class_names_and_layout(data: str, classes: str | None, layout: str | None
 @click.option("--beam-cpus", default=2.0, show_default=True,
               type=click.FloatRange(0, min_open=True),
               help="vCPUs of each Beam step: the limit, and on Kubeflow the request too.")
+@click.option("--for-run-local", is_flag=True,
+              help="Paths on this machine for --data, --pipeline-root and --serving-dir: a "
+                   "package to test with 'imgpipe kfp run-local' only (no cluster sees them).")
 @image_model_options
 @pipeline_options
 def compile_pipeline(target: str, image: str, pipeline_root: str,
@@ -143,8 +155,8 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                      classes: str | None, layout: str | None,
                      serving_dir: str | None, model_name: str, beam_values: tuple[str, ...],
                      gpus: int, gpu_type: str, trainer_memory: str, trainer_cpus: float,
-                     beam_memory: str, beam_cpus: float, weights: str | None,
-                     **options) -> None:
+                     beam_memory: str, beam_cpus: float, for_run_local: bool,
+                     weights: str | None, **options) -> None:
     """Compile the pipeline for Kubeflow Pipelines or Vertex AI, and check the package."""
     if not REMOTE_MODEL_NAME.fullmatch(model_name):
         raise UserError(f"--model-name {model_name!r}: Vertex AI and Kubeflow pipeline names are "
@@ -166,10 +178,15 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
     check_mounts(mounts)
     # The root stays gs://, never a PVC path: KFP's object store takes gs://, s3://, minio://
     # roots only (kubeflow/pipelines backend/src/v2/objectstore/config.go, ParseBucketPathToConfig).
-    pipeline_root = cluster_uri("--pipeline-root", pipeline_root)
-    data_uri = pod_uri("--data", data_uri, mounts)
-    if serving_dir is not None:
-        serving_dir = pod_uri("--serving-dir", serving_dir, mounts)
+    pipeline_root = cluster_uri("--pipeline-root", pipeline_root, for_run_local)
+    if for_run_local:  # every path on this machine, for imgpipe kfp run-local
+        data_uri = cluster_uri("--data", data_uri, for_run_local)
+        if serving_dir is not None:
+            serving_dir = cluster_uri("--serving-dir", serving_dir, for_run_local)
+    else:
+        data_uri = pod_uri("--data", data_uri, mounts)
+        if serving_dir is not None:
+            serving_dir = pod_uri("--serving-dir", serving_dir, mounts)
     names, (spans, given_splits) = class_names_and_layout(data_uri, classes, layout)
     if target == "kubeflow" and spans:
         raise UserError("--target kubeflow cannot read span-<N> folders: Kubeflow Pipelines "
@@ -204,3 +221,6 @@ def compile_pipeline(target: str, image: str, pipeline_root: str,
                f"{config.serving_model_dir}")
     for change in package.changes:
         click.echo(f"for kubeflow: {change}")
+    if for_run_local:
+        click.echo(f"paths on this machine: run it with 'imgpipe kfp run-local {package.path}'; "
+                   "recompile without --for-run-local for a cluster")

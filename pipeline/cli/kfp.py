@@ -1,4 +1,5 @@
-"""`imgpipe kfp submit|schedule` and `imgpipe vertex schedule`: runs of a compiled package."""
+"""`imgpipe kfp submit|schedule|run-local` and `imgpipe vertex schedule`: runs of a compiled
+package."""
 
 from __future__ import annotations
 
@@ -52,6 +53,36 @@ def kfp_schedule(host: str, package: Path, cron: str, experiment: str, job_name:
     job = submit.create_recurring_run(host, package, cron, experiment, job_name, namespace)
     click.echo(f"created recurring run {job.id} ({job.name}) in experiment "
                f"{experiment}: cron '{cron}', at most one run at a time")
+
+
+@kfp_group.command("run-local")
+@click.argument("package", type=click.Path(path_type=Path))
+@click.option("--backend", type=click.Choice(["kfp", "vertex"]), default=None,
+              help="Run it as Kubeflow Pipelines' open-source backend or Vertex AI runs it "
+                   "[default: kfp for .yaml, vertex for .json].")
+@click.option("--pipeline-root", default=None,
+              help="A folder for the artifacts, the store and the cache, kept across runs "
+                   "[default: the package's root].")
+def kfp_run_local(package: Path, backend: str | None, pipeline_root: str | None) -> None:
+    """Run a package compiled with --for-run-local on this machine, as its backend would:
+    every task's container command, in dependency order, with this environment's Python."""
+    from pipeline.kubeflow.local_run.runner import run_package
+
+    if backend is None:
+        backend = "vertex" if package.suffix.lower() == ".json" else "kfp"
+
+    def report(task) -> None:
+        detail = f" ({task.detail})" if task.detail else ""
+        click.echo(f"{task.name:<55} {task.state:<8} {task.seconds:7.1f} s{detail}")
+
+    run = run_package(package, backend, pipeline_root, report)
+    total = sum(task.seconds for task in run.tasks)
+    click.echo(f"run {run.job_id} ({backend}) done in {total:.0f} s; artifacts under "
+               f"{run.pipeline_root}")
+    if run.pushed_to:
+        click.echo(f"pushed: {run.pushed_to}")
+    else:
+        click.echo(f"not pushed: {run.not_pushed_because}")
 
 
 @click.group("vertex")

@@ -382,3 +382,14 @@ def test_command_line_error_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("imgpipe: error: --data gs://b/images")
+
+
+def test_for_run_local_takes_paths_on_this_machine_only(tmp_path):
+    result = _compile("--target", "vertex", "--for-run-local", "--output",
+                      str(tmp_path / "p.json"), "--pipeline-root", str(tmp_path / "root"),
+                      "--data", "gs://b/images", "--classes", "a,b", "--layout", "classes")
+    assert isinstance(result.exception, UserError), result.output
+    assert str(result.exception) == (
+        "--data gs://b/images: --for-run-local takes a path on this machine (the local run "
+        "cannot reach a bucket); drop --for-run-local for gs://")
+    assert not (tmp_path / "p.json").exists()
