@@ -26,8 +26,9 @@ $(STAMP): pyproject.toml
 	  echo "make setup: Python 3.10 not found; install it (pyenv install 3.10.13) and retry" >&2; \
 	  exit 2; }
 	@test -x $(PY) || python3.10 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	@# uv installs the same versions pip resolves (checked with both freezes), in a third of the time.
+	$(PY) -m pip install --quiet uv==0.13.9
+	$(VENV)/bin/uv pip install --python $(PY) --quiet -e ".[dev]"
 	@touch $(STAMP)
 
 $(DEMO)/base_weights.h5: | $(STAMP)
