@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from trainer import scaling
 from trainer.augment import AugmentConfig
 from trainer.bases import BaseSpec, get_base_spec
 from trainer.configs import reject_unknown_keys
@@ -33,6 +34,9 @@ class HParams:
     set's decoded size is at most M MiB (`trainer.data.make_dataset`): decoded once, not again
     every epoch. 0, the default, streams them from disk every epoch, so memory stays flat
     whatever the data's size.
+    `input_scaling` is how the base is fed (`trainer.scaling`): a convention, or 'auto', which
+    `trainer.scaling.resolve` turns into one before training; `input_scaling_source` says how it
+    was decided ('' when the user chose it), for the run's record.
     """
 
     class_names: tuple[str, ...]
@@ -60,6 +64,8 @@ class HParams:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
+    input_scaling: str = scaling.AUTO
+    input_scaling_source: str = ""
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:
@@ -86,6 +92,7 @@ class HParams:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.images_in_memory_mb < 0:
             raise ValueError(f"images_in_memory_mb {self.images_in_memory_mb} must be at least 0")
+        scaling.check_convention(self.input_scaling, allow_auto=True)
         self._check_cache()
 
     def _check_cache(self) -> None:
@@ -122,6 +129,18 @@ class HParams:
     def resolved_pooling(self) -> str:
         """`pooling`, or the base's default."""
         return self.pooling or self.base_spec.default_pooling
+
+    @property
+    def resolved_input_scaling(self) -> str:
+        """The convention the model applies: `input_scaling`, or for 'auto' with ImageNet or
+        random weights the base's documented one. 'auto' with a weights file must be resolved
+        first (`trainer.scaling.resolve`): guessing is how a base gets fed wrongly."""
+        if self.input_scaling != scaling.AUTO:
+            return self.input_scaling
+        if self.weights in ("imagenet", "none"):
+            return self.base_spec.convention
+        raise ValueError(f"input_scaling auto for weights file {self.weights} is decided by "
+                         "trainer.scaling.resolve before the model is built")
 
     @property
     def images_in_memory_bytes(self) -> int:

@@ -12,6 +12,7 @@ from pipeline.cli.options import (
     build_pipeline_config,
     check_model_name,
     hparams_from_options,
+    in_flag_names,
     model_options,
     pipeline_options,
 )
@@ -119,6 +120,13 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
         if infra_validation == "docker":
             check_docker()
         check_weights(hparams)
+        from pipeline.local.input_scaling import resolve_input_scaling
+
+        try:
+            hparams, resolution = resolve_input_scaling(hparams, scan.read_root)
+        except ValueError as error:
+            raise UserError(in_flag_names(str(error))) from None
+        click.echo(f"base input scaling: {resolution.describe()}")
 
         layout = OutputLayout(output_dir.resolve())
         destination = Destination(

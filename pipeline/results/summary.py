@@ -17,7 +17,7 @@ from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
 from pipeline.results.metadata import read_latest_run
-from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, LABEL_NAME
+from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, INPUT_SCALING_KEY, LABEL_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +44,7 @@ class RunSummary:
     data_compared_with: str = ""
     not_pushed_because: str = ""
     devices: str = ""  # what the Trainer's device plan chose, e.g. '1 GPU: mixed_float16, ...'
+    input_scaling: str = ""  # how the base was fed and how that was decided, e.g. 'unit (...)'
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -80,6 +81,8 @@ class RunSummary:
             for split, n in sorted(self.examples_per_split.items())))
         if self.devices:
             out.append(f"trained on {self.devices}")
+        if self.input_scaling:
+            out.append(f"base input scaling: {self.input_scaling}")
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
@@ -216,6 +219,19 @@ def device_plan_description(model_runs: list) -> str:
     return plan.get("description", "")
 
 
+def input_scaling_description(model_runs: list) -> str:
+    """How the Trainer fed the base and how that was decided, from its history.json; or ''."""
+    if not model_runs:
+        return ""
+    path = os.path.join(model_runs[0].uri, HISTORY_FILE)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle).get(INPUT_SCALING_KEY) or {}
+    except (OSError, ValueError):
+        return ""
+    return record.get("description", "")
+
+
 def read_run_summary(metadata_path: Path, pipeline_name: str,
                      accuracy_threshold: float) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
@@ -277,4 +293,6 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         data_compared_with=data_compared_with,
         not_pushed_because=not_pushed_because,
         devices=device_plan_description(outputs.get("Trainer", {}).get("model_run", [])),
+        input_scaling=input_scaling_description(
+            outputs.get("Trainer", {}).get("model_run", [])),
     )
