@@ -210,7 +210,7 @@ def gaussian_distance(mean: np.ndarray, variance: np.ndarray, stored_mean: np.nd
     return float(np.mean(kl))
 
 
-def detect(application: tf.keras.Model, images: np.ndarray, margin: float = MARGIN,
+def detect(application: tf.keras.Model, images: np.ndarray, margin: float | None = None,
            candidates: tuple[str, ...] = CONVENTIONS) -> Detection:
     """Which convention `application`'s weights were trained under, from its BatchNorm layers.
 
@@ -223,6 +223,7 @@ def detect(application: tf.keras.Model, images: np.ndarray, margin: float = MARG
     times its own; otherwise `convention` is None. Statistics still at their initial values
     (mean 0, variance 1: BatchNorm never trained) give None and `untrained`.
     """
+    margin = MARGIN if margin is None else margin
     norms = first_batchnorms(application)
     probe = tf.keras.Model(application.input, [layer.input for layer in norms])
     stored = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in norms]

@@ -141,3 +141,22 @@ def test_untrained_statistics_and_no_clear_winner_detect_nothing():
     unclear = scaling.detect(model, _shapes(2), margin=1e9)
     assert unclear.convention is None and not unclear.untrained
     assert unclear.evidence().startswith("unit ")
+
+
+def test_no_clear_winner_stops_in_one_line_naming_the_flag_with_the_evidence(tmp_path,
+                                                                            monkeypatch):
+    model = _conv_bn()
+    _train_statistics(model, _shapes(1), scaling.TORCH)
+    path = _weights_file(tmp_path / "w.h5")
+    monkeypatch.setattr(scaling, "MARGIN", 1e9)
+    with pytest.raises(scaling.ScalingError) as error:
+        scaling.resolve("auto", "inception", path, lambda: model, lambda: _shapes(2))
+    message = in_flag_names(str(error.value))
+    assert "\n" not in message
+    assert message.startswith(f"cannot tell how {path} was fed in training: no convention is "
+                              "clearly closest (torch ")
+    assert message.endswith("; pass --input-scaling (inception, unit, caffe, torch)")
+    monkeypatch.setattr(scaling, "MARGIN", 3.0)
+    detected = scaling.resolve("auto", "inception", path, lambda: model, lambda: _shapes(2))
+    assert detected.describe().startswith("torch (detected: torch ")
+    assert detected.to_record()["distances"] == detected.detection.distances
