@@ -81,24 +81,20 @@ def test_signature_contract(exported):
 
 
 def test_every_input_scaling_is_in_the_served_graph(transform_output, images, tmp_path):
-    """Per convention: serving gives the training path's probabilities (no skew), and the
-    conventions give different answers from the same weights (the scaling is in the graph)."""
+    """Per convention: the model's first layer is that convention (checked against Keras' own
+    preprocess_input in scaling_test.py) and serving gives the training path's probabilities."""
     names = list(images)
-    pixels = tf.stack([transform.decode_and_resize(tf.constant(images[n]), 32) for n in names])
-    served = {}
+    pixels = tf.stack([transform.decode_and_resize(tf.constant(images[n]), SIZE) for n in names])
     for convention in scaling.CONVENTIONS:
         tf.keras.utils.set_random_seed(0)  # the same weights for every convention
-        hp = HParams(class_names=CLASSES, image_size=32, base="mobilenet_v2", weights="none",
+        hp = HParams(class_names=CLASSES, image_size=SIZE, base="mobilenet_v2", weights="none",
                      dense_units=(8,), augment=AugmentConfig.off(), input_scaling=convention)
         model = model_lib.build_model(hp)
         assert model.get_layer("base_preprocess").convention == convention
         path = str(tmp_path / convention)
-        export.export(model, transform_output, CLASSES, 32, path, hparams=hp)
+        export.export(model, transform_output, CLASSES, SIZE, path, hparams=hp)
         out = tf.saved_model.load(path).signatures["serving_default"](
             image_bytes=tf.constant([images[n] for n in names]))["probabilities"].numpy()
         np.testing.assert_allclose(out, model(pixels, training=False).numpy(), rtol=1e-5,
                                    atol=1e-6)
-        served[convention] = out
-    for i, a in enumerate(scaling.CONVENTIONS):
-        for b in scaling.CONVENTIONS[i + 1:]:
-            assert not np.allclose(served[a], served[b], atol=1e-4), (a, b)
+        assert out.shape == (len(names), len(CLASSES))
