@@ -19,6 +19,8 @@ import numpy as np
 from components.image_example_gen.files import classify
 
 if TYPE_CHECKING:
+    import tensorflow as tf
+
     from trainer.hparams import HParams
     from trainer.scaling import Resolution
 
@@ -57,15 +59,21 @@ def sample_images(read_root: Path, image_size: int, count: int) -> np.ndarray:
     return np.stack(images)
 
 
-def resolve_input_scaling(hp: HParams, read_root: Path) -> tuple[HParams, Resolution]:
+def resolve_input_scaling(hp: HParams, read_root: Path, application: tf.keras.Model | None = None
+                          ) -> tuple[HParams, Resolution]:
     """`hp` with `input_scaling` decided and its source recorded; ValueError (one line, naming
-    the `input_scaling` field) when it cannot be."""
+    the `input_scaling` field) when it cannot be. `application` is the base already built with
+    `hp.weights` (preflight's `check_weights`), read instead of building another."""
     from trainer import scaling
     from trainer.bases import build_application
 
+    def built() -> tf.keras.Model:
+        if application is not None:
+            return application
+        return build_application(hp.base_spec, hp.image_size, hp.weights, hp.weights_sha256)
+
     resolution = scaling.resolve(
-        hp.input_scaling, hp.base_spec.convention, hp.weights,
-        lambda: build_application(hp.base_spec, hp.image_size, hp.weights, hp.weights_sha256),
+        hp.input_scaling, hp.base_spec.convention, hp.weights, built,
         lambda: sample_images(read_root, hp.image_size, scaling.DETECTION_IMAGES))
     source = "" if resolution.how == "given" else resolution.source
     return dataclasses.replace(hp, input_scaling=resolution.convention,

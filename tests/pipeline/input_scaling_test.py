@@ -10,7 +10,8 @@ import tensorflow as tf
 from PIL import Image
 
 from pipeline.local.input_scaling import resolve_input_scaling, sample_images
-from trainer import run, scaling
+from pipeline.local.preflight import check_weights
+from trainer import bases, run, scaling
 from trainer.hparams import HParams
 
 SIZE = 32
@@ -61,6 +62,21 @@ def test_imgpipe_run_detects_from_the_data_folder_and_records_how(unit_base, tmp
     assert hp.input_scaling_source == resolution.source
     assert hp.input_scaling_source.startswith("detected: unit ")
     assert HParams.from_config(hp.to_config()) == hp  # as ML Metadata and hparams.json keep it
+
+
+def test_imgpipe_run_detects_on_the_base_preflight_built(unit_base, tmp_path, monkeypatch):
+    for name, image in zip(("a", "b"), _images(2, 8)[:2], strict=True):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(image).save(tmp_path / "data" / name / "0.png")
+    application = check_weights(_hparams(unit_base))
+    assert application is not None and check_weights(_hparams("none")) is None
+
+    def no_second_build(*_args, **_kwargs):
+        raise AssertionError("the base was built again")
+
+    monkeypatch.setattr(bases, "build_application", no_second_build)
+    hp, resolution = resolve_input_scaling(_hparams(unit_base), tmp_path / "data", application)
+    assert (hp.input_scaling, resolution.how) == ("unit", "detected")
 
 
 def test_run_fn_detects_from_transforms_output_or_keeps_what_imgpipe_run_decided(
