@@ -260,6 +260,7 @@ class Resolution:
     how: str
     detail: str = ""
     detection: Detection | None = None
+    warning: str = ""  # one line when a given convention contradicts detection (`cross_check`)
 
     @classmethod
     def from_source(cls, convention: str, source: str) -> Resolution:
@@ -332,3 +333,18 @@ def resolve(requested: str, documented: str, weights: str,
                            f"clearly closest ({detection.evidence()}); pass input_scaling "
                            f"({', '.join(CONVENTIONS)})")
     return Resolution(detection.convention, "detected", detection.evidence(), detection)
+
+
+def cross_check(resolution: Resolution, weights: str, application: Callable[[], tf.keras.Model],
+                images: Callable[[], np.ndarray]) -> Resolution:
+    """`resolution` (a convention given for a weights file with no record), with `warning` set
+    when detection clearly picks another convention: the choice stands, but one of the two is
+    probably wrong, and a wrongly fed base trains without any error. Unclear or untrained
+    statistics say nothing, so no warning."""
+    detection = detect(application(), images())
+    if detection.untrained or detection.convention in (None, resolution.convention):
+        return resolution
+    return dataclasses.replace(resolution, warning=(
+        f"input_scaling {resolution.convention} was given, but the BatchNorm statistics in "
+        f"{weights} point to {detection.convention} ({detection.evidence()}); check how the base "
+        "was trained"))

@@ -128,6 +128,8 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
             raise UserError(in_flag_names(str(error))) from None
         del application  # not held in memory while the pipeline runs
         click.echo(f"base input scaling: {resolution.describe()}")
+        if resolution.warning:
+            click.echo(f"warning: {in_flag_names(resolution.warning)}", err=True)
 
         layout = OutputLayout(output_dir.resolve())
         destination = Destination(

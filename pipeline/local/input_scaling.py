@@ -63,7 +63,8 @@ def resolve_input_scaling(hp: HParams, read_root: Path, application: tf.keras.Mo
                           ) -> tuple[HParams, Resolution]:
     """`hp` with `input_scaling` decided and its source recorded; ValueError (one line, naming
     the `input_scaling` field) when it cannot be. `application` is the base already built with
-    `hp.weights` (preflight's `check_weights`), read instead of building another."""
+    `hp.weights` (preflight's `check_weights`), read instead of building another. A convention
+    given for a file with no record is cross-checked by detection (`Resolution.warning`)."""
     from trainer import scaling
     from trainer.bases import build_application
 
@@ -72,9 +73,16 @@ def resolve_input_scaling(hp: HParams, read_root: Path, application: tf.keras.Mo
             return application
         return build_application(hp.base_spec, hp.image_size, hp.weights, hp.weights_sha256)
 
-    resolution = scaling.resolve(
-        hp.input_scaling, hp.base_spec.convention, hp.weights, built,
-        lambda: sample_images(read_root, hp.image_size, scaling.DETECTION_IMAGES))
+    def images() -> np.ndarray:
+        return sample_images(read_root, hp.image_size, scaling.DETECTION_IMAGES)
+
+    resolution = scaling.resolve(hp.input_scaling, hp.base_spec.convention, hp.weights, built,
+                                 images)
+    if resolution.how == "given" and hp.weights not in ("imagenet", "none"):
+        try:  # a file with no record: detection still runs, as a cross-check of the choice
+            resolution = scaling.cross_check(resolution, hp.weights, built, images)
+        except ValueError as error:  # no decodable image: the given choice stands unchecked
+            logging.info("input scaling cross-check skipped: %s", error)
     source = "" if resolution.how == "given" else resolution.source
     return dataclasses.replace(hp, input_scaling=resolution.convention,
                                input_scaling_source=source), resolution

@@ -64,10 +64,12 @@ def test_imgpipe_run_detects_from_the_data_folder_and_records_how(unit_base, tmp
     assert HParams.from_config(hp.to_config()) == hp  # as ML Metadata and hparams.json keep it
 
 
-def test_imgpipe_run_detects_on_the_base_preflight_built(unit_base, tmp_path, monkeypatch):
-    for name, image in zip(("a", "b"), _images(2, 8)[:2], strict=True):
-        (tmp_path / "data" / name).mkdir(parents=True)
-        Image.fromarray(image).save(tmp_path / "data" / name / "0.png")
+def test_imgpipe_run_detects_and_cross_checks_on_the_base_preflight_built(unit_base, tmp_path,
+                                                                        monkeypatch):
+    for i, image in enumerate(_images(2, 8)):
+        folder = tmp_path / "data" / "ab"[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
     application = check_weights(_hparams(unit_base))
     assert application is not None and check_weights(_hparams("none")) is None
 
@@ -76,7 +78,16 @@ def test_imgpipe_run_detects_on_the_base_preflight_built(unit_base, tmp_path, mo
 
     monkeypatch.setattr(bases, "build_application", no_second_build)
     hp, resolution = resolve_input_scaling(_hparams(unit_base), tmp_path / "data", application)
-    assert (hp.input_scaling, resolution.how) == ("unit", "detected")
+    assert (hp.input_scaling, resolution.how, resolution.warning) == ("unit", "detected", "")
+    # Given for a file with no record: the choice stands, detection cross-checks it.
+    given = _hparams(unit_base, input_scaling="inception")
+    hp, resolution = resolve_input_scaling(given, tmp_path / "data", application)
+    assert (hp.input_scaling, resolution.how) == ("inception", "given")
+    assert resolution.warning.startswith(f"input_scaling inception was given, but the BatchNorm "
+                                         f"statistics in {unit_base} point to unit (unit ")
+    agreeing = resolve_input_scaling(_hparams(unit_base, input_scaling="unit"), tmp_path / "data",
+                                     application)[1]
+    assert agreeing.warning == ""
 
 
 def test_run_fn_detects_from_transforms_output_or_keeps_what_imgpipe_run_decided(

@@ -160,3 +160,17 @@ def test_no_clear_winner_stops_in_one_line_naming_the_flag_with_the_evidence(tmp
     detected = scaling.resolve("auto", "inception", path, lambda: model, lambda: _shapes(2))
     assert detected.describe().startswith("torch (detected: torch ")
     assert detected.to_record()["distances"] == detected.detection.distances
+
+
+def test_a_given_convention_is_cross_checked_and_warned_about_only_when_detection_is_clear():
+    model = _conv_bn()
+    _train_statistics(model, _shapes(1), scaling.TORCH)
+    given = scaling.Resolution(scaling.UNIT, "given")
+    warned = scaling.cross_check(given, "w.h5", lambda: model, lambda: _shapes(2))
+    assert (warned.convention, warned.how) == ("unit", "given")  # the choice stands
+    assert warned.warning.startswith("input_scaling unit was given, but the BatchNorm statistics "
+                                     "in w.h5 point to torch (torch ")
+    assert "\n" not in warned.warning
+    agreeing = scaling.Resolution(scaling.TORCH, "given")
+    assert scaling.cross_check(agreeing, "w.h5", lambda: model, lambda: _shapes(2)) == agreeing
+    assert scaling.cross_check(given, "w.h5", _conv_bn, lambda: _shapes(2)) == given  # untrained
