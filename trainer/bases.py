@@ -19,8 +19,9 @@ import tensorflow as tf
 class BaseSpec:
     """How to build one base and feed it.
 
-    `scale` and `offset` are the base's own input preprocessing, `pixels * scale + offset`
-    (both InceptionV3 and MobileNetV2 expect [-1, 1]); the model applies it as its first layer.
+    `convention` is how Keras' ImageNet weights of the base expect their input (a name in
+    `trainer.scaling.CONVENTIONS`; both InceptionV3 and MobileNetV2: `inception`, [-1, 1]). Other
+    weights may have been trained otherwise: `trainer.scaling.resolve` decides per run.
     """
 
     name: str
@@ -28,8 +29,7 @@ class BaseSpec:
     default_cut_layer: str
     default_pooling: str
     min_image_size: int
-    scale: float = 1.0 / 127.5
-    offset: float = -1.0
+    convention: str = "inception"
 
 
 BASES: dict[str, BaseSpec] = {

@@ -42,6 +42,7 @@ DEFAULT_MAX_ROWS = 32  # as `imgpipe serving-config --max-batch-size` and the cl
 # Files the Trainer writes beside the model (its model_run folder) and inside the SavedModel.
 HISTORY_FILE = "history.json"
 DEVICE_PLAN_KEY = "device_plan"  # in HISTORY_FILE: what the device plan chose (GPUs, precision...)
+INPUT_SCALING_KEY = "input_scaling"  # in HISTORY_FILE: how the base is fed, and how it was decided
 HPARAMS_FILE = "assets.extra/hparams.json"  # TF Serving ignores assets.extra/ files
 SERVING_SUBDIR = "Format-Serving"  # where TFX's Trainer puts its serving_model_dir
 

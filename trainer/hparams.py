@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from trainer import scaling
 from trainer.augment import AugmentConfig
 from trainer.balance import MODES as CLASS_WEIGHT_MODES
 from trainer.bases import BaseSpec, get_base_spec
@@ -37,6 +38,9 @@ class HParams:
     `class_weights` weighs the loss by class against imbalance (`trainer.balance`): `auto`
     balances by the training split's class counts when the largest class has more than 1.5
     times the examples of the smallest, `balanced` always, `none` never.
+    `input_scaling` is how the base is fed (`trainer.scaling`): a convention, or 'auto', which
+    `trainer.scaling.resolve` turns into one before training; `input_scaling_source` says how it
+    was decided ('' when the user chose it), for the run's record.
     """
 
     class_names: tuple[str, ...]
@@ -65,6 +69,8 @@ class HParams:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     devices: DeviceConfig = dataclasses.field(default_factory=DeviceConfig)
     seed: int = 42
+    input_scaling: str = scaling.AUTO
+    input_scaling_source: str = ""
 
     def __post_init__(self) -> None:
         if len(self.class_names) < 2:
@@ -94,6 +100,7 @@ class HParams:
         if self.class_weights not in CLASS_WEIGHT_MODES:
             raise ValueError(f"class_weights must be one of {', '.join(CLASS_WEIGHT_MODES)}, "
                              f"got {self.class_weights!r}")
+        scaling.check_convention(self.input_scaling, allow_auto=True)
         self._check_cache()
 
     def _check_cache(self) -> None:
@@ -130,6 +137,18 @@ class HParams:
     def resolved_pooling(self) -> str:
         """`pooling`, or the base's default."""
         return self.pooling or self.base_spec.default_pooling
+
+    @property
+    def resolved_input_scaling(self) -> str:
+        """The convention the model applies: `input_scaling`, or for 'auto' with ImageNet or
+        random weights the base's documented one. 'auto' with a weights file must be resolved
+        first (`trainer.scaling.resolve`): guessing is how a base gets fed wrongly."""
+        if self.input_scaling != scaling.AUTO:
+            return self.input_scaling
+        if self.weights in ("imagenet", "none"):
+            return self.base_spec.convention
+        raise ValueError(f"input_scaling auto for weights file {self.weights} is decided by "
+                         "trainer.scaling.resolve before the model is built")
 
     @property
     def images_in_memory_bytes(self) -> int:

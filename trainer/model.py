@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from trainer import augment, devices, tracing
+from trainer import augment, devices, scaling, tracing
 from trainer.bases import build_application, get_base_spec
 from trainer.hparams import HParams
 
@@ -91,13 +91,12 @@ def build_model(hp: HParams, base: tf.keras.Model | None = None,
     The output layer computes in float32 whatever the mixed-precision policy.
     """
     tracing.skip_autograph_for_tf_keras()
-    spec = hp.base_spec
     if base is None:
         base = build_base(hp.image_size, hp.weights, hp.resolved_cut_layer, hp.base,
                           hp.weights_sha256)
     images = tf.keras.Input((hp.image_size, hp.image_size, 3), dtype=tf.uint8, name=IMAGE_KEY)
-    # The base's own preprocessing as a layer, so the model takes raw pixels.
-    x = tf.keras.layers.Rescaling(spec.scale, offset=spec.offset, name="base_preprocess")(images)
+    # The base fed as it was trained, as a layer: the model (and so serving) takes raw pixels.
+    x = scaling.preprocess_layer(hp.resolved_input_scaling)(images)
     if hp.augment.enabled:
         x = augment.build_augmentation(hp.augment, hp.seed)(x)
     features = base(x, training=False)

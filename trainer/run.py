@@ -15,13 +15,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from trainer import balance, bottleneck, data, devices, export, health, train
+from trainer import balance, bottleneck, data, devices, export, health, scaling, train
 from trainer import model as model_lib
+from trainer.bases import build_application
 from trainer.contract import (
     DEFAULT_MAX_ROWS,
     DEVICE_PLAN_KEY,
     HISTORY_FILE,
     HPARAMS_KEY,
+    INPUT_SCALING_KEY,
     LABEL_NAME,
     MAX_ROWS_KEY,
     progress_logger,
@@ -73,11 +75,38 @@ def check_features(model: tf.keras.Model, hp: HParams, train_files: list[str],
     report.raise_if_degenerate()
 
 
+def resolve_input_scaling(hp: HParams, train_files: list[str] | str
+                          ) -> tuple[HParams, scaling.Resolution]:
+    """`hp` with its input scaling decided (`trainer.scaling.resolve`), and how it was.
+
+    `imgpipe run` decides before the pipeline starts and passes the result with its source; a
+    compiled pipeline may leave 'auto' (its weights live in the image), decided here from the
+    first training images. A file's recorded convention is checked against the choice either way.
+    """
+    def application() -> tf.keras.Model:
+        return build_application(hp.base_spec, hp.image_size, hp.weights, hp.weights_sha256)
+
+    def images():
+        sample = data.make_dataset(train_files, hp.image_size, scaling.DETECTION_IMAGES,
+                                   shuffle=True, seed=hp.seed)
+        return next(iter(sample))[0].numpy()
+
+    resolution = scaling.resolve(hp.input_scaling, hp.base_spec.convention, hp.weights,
+                                 application, images)
+    if resolution.how == "given" and hp.input_scaling_source:  # decided by `imgpipe run`
+        resolution = scaling.Resolution.from_source(resolution.convention,
+                                                    hp.input_scaling_source)
+    logging.info("input scaling: %s", resolution.describe())
+    return dataclasses.replace(hp, input_scaling=resolution.convention,
+                               input_scaling_source=resolution.source), resolution
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains on Transform's output and exports the model for serving and evaluation."""
     hp = with_data_class_names(HParams.from_config(fn_args.custom_config[HPARAMS_KEY]),
                                schema_class_names(fn_args.schema_path))
     tf.keras.utils.set_random_seed(hp.seed)
+    hp, resolution = resolve_input_scaling(hp, fn_args.train_files)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     # TF 2.16 has no XLA kernel for the affine warp behind rotation, shift, shear and zoom; with
     # the bottleneck cache only the head is fitted (augmentation runs, uncompiled, while caching).
@@ -87,7 +116,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # What the plan chose, in the model's metadata: the run summary and the report read it.
     record: dict = {"devices": plan.describe(), DEVICE_PLAN_KEY: plan.to_record(),
                     "warm_start_from": None,
-                    "warm_started_weights": []}
+                    "warm_started_weights": [], INPUT_SCALING_KEY: resolution.to_record()}
     logging.info("devices: %s", plan.describe())
     with devices.devices_applied(plan) as strategy:
         with strategy.scope():

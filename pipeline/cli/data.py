@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.options import INPUT_SCALING_CHOICES
 from pipeline.errors import UserError
 
 
@@ -45,8 +46,12 @@ def sample_data(out: Path, classes: int, shapes: str | None, per_class: int, siz
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--cut-layer", default="mixed7", show_default=True)
+@click.option("--input-scaling", default="inception", show_default=True,
+              type=click.Choice(INPUT_SCALING_CHOICES[1:]),
+              help="How the images are fed while pretraining (see `run --input-scaling`); "
+                   "recorded in the .h5 file, so `run` feeds the base the same way.")
 def pretrain_base(data_dir: Path, weights_path: Path, image_size: int, epochs: int,
-                  batch_size: int, cut_layer: str) -> None:
+                  batch_size: int, cut_layer: str, input_scaling: str) -> None:
     """Pretrain InceptionV3 on a source dataset into a no-top weights file (ImageNet's stand-in)."""
     from pipeline.local.dataset import scan_dataset
 
@@ -56,7 +61,10 @@ def pretrain_base(data_dir: Path, weights_path: Path, image_size: int, epochs: i
     from trainer.tools.pretrain import pretrain_base as run_pretraining
 
     click.echo(f"pretraining InceptionV3 up to {cut_layer} on {scan.image_count} images in "
-               f"{len(scan.class_names)} classes at {image_size} px for {epochs} epochs")
-    result = run_pretraining(data_dir, weights_path, image_size, epochs, batch_size, cut_layer)
+               f"{len(scan.class_names)} classes at {image_size} px for {epochs} epochs, fed "
+               f"under input scaling {input_scaling}")
+    result = run_pretraining(data_dir, weights_path, image_size, epochs, batch_size, cut_layer,
+                             input_scaling=input_scaling)
     click.echo(f"source-task validation accuracy {result.val_accuracy:.3f} on "
-               f"{result.val_images} images; wrote {result.weights_path}")
+               f"{result.val_images} images; wrote {result.weights_path} (input scaling "
+               f"{result.input_scaling} recorded in it)")

@@ -72,6 +72,7 @@ def format_report(report: ModelReport, with_base_layers: bool = False) -> list[s
     return [
         f"model: {report.base} at {report.image_size} px, {len(report.class_names)} classes "
         f"({report.source})",
+        f"input:      fed to the base under input scaling {report.input_scaling}",
         *table,
         f"parameters: {report.total_params:,} = {report.trainable_params:,} trainable + "
         f"{report.non_trainable_params:,} non-trainable" + (

@@ -14,6 +14,9 @@ from pipeline.errors import UserError
 from trainer.contract import DEFAULT_MAX_PIXELS, DEFAULT_MAX_ROWS
 
 BASE_CHOICES = ("inception_v3", "mobilenet_v2")
+# trainer.scaling.CHOICES, spelled here so `--help` loads no TensorFlow
+# (tests/trainer/scaling_test.py checks they agree).
+INPUT_SCALING_CHOICES = ("auto", "inception", "unit", "caffe", "torch")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # TF Serving's model folder name
 TIME_ZONE_PREFIX = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+\s+")
 
@@ -67,6 +70,12 @@ MODEL_OPTIONS = [
     None,  # --weights: LOCAL_WEIGHTS for `run`, IMAGE_WEIGHTS for `compile`
     click.option("--weights-sha256", default=None,
                  help="Refuse a local weights file whose SHA-256 differs."),
+    click.option("--input-scaling", default="auto", show_default=True,
+                 type=click.Choice(INPUT_SCALING_CHOICES),
+                 help="How the base's weights were fed in training: inception x/127.5-1, unit "
+                      "x/255, caffe BGR minus ImageNet mean, torch ImageNet mean and std; auto: "
+                      "recorded in the .h5, imagenet's own, or detected from its BatchNorm "
+                      "statistics."),
     click.option("--cut-layer", default=None,
                  help="Base layer the head reads [inception_v3: mixed7, mobilenet_v2: out_relu]."),
     click.option("--pooling", default=None, type=click.Choice(("flatten", "avg")),
@@ -275,6 +284,7 @@ def hparams_from_options(class_names: tuple[str, ...], weights: str,
             base=options["base"],
             weights=weights,
             weights_sha256=options["weights_sha256"],
+            input_scaling=options.get("input_scaling", "auto"),
             cut_layer=options["cut_layer"],
             pooling=options["pooling"],
             dense_units=_dense_units(options["dense_units"]),

@@ -12,6 +12,7 @@ from pipeline.cli.options import (
     build_pipeline_config,
     check_model_name,
     hparams_from_options,
+    in_flag_names,
     model_options,
     pipeline_options,
 )
@@ -125,7 +126,17 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
             echo_scan(scan, window)
             if infra_validation == "docker":
                 check_docker()
-            check_weights(hparams)
+            application = check_weights(hparams)
+            from pipeline.local.input_scaling import resolve_input_scaling
+
+            try:
+                hparams, resolution = resolve_input_scaling(hparams, scan.read_root, application)
+            except ValueError as error:
+                raise UserError(in_flag_names(str(error))) from None
+            del application  # not held in memory while the pipeline runs
+            click.echo(f"base input scaling: {resolution.describe()}")
+            if resolution.warning:
+                click.echo(f"warning: {in_flag_names(resolution.warning)}", err=True)
 
             layout = OutputLayout(output_dir.resolve())
             destination = Destination(

@@ -17,7 +17,7 @@ from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
 from pipeline.results.metadata import read_latest_run
-from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, LABEL_NAME
+from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, INPUT_SCALING_KEY, LABEL_NAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +48,7 @@ class RunSummary:
     class_weights: dict[str, Any] = dataclasses.field(default_factory=dict)
     feature_check: dict[str, Any] = dataclasses.field(default_factory=dict)
     chance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_scaling: str = ""  # how the base was fed and how that was decided, e.g. 'unit (...)'
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -117,6 +118,8 @@ class RunSummary:
         if self.devices:
             out.append(f"trained on {self.devices}")
         out.extend(self.training_lines())
+        if self.input_scaling:
+            out.append(f"base input scaling: {self.input_scaling}")
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
@@ -259,6 +262,11 @@ def device_plan_description(model_runs: list) -> str:
     return plan.get("description", "")
 
 
+def input_scaling_description(model_runs: list) -> str:
+    """How the Trainer fed the base and how that was decided, from its history.json; or ''."""
+    return (trainer_record(model_runs).get(INPUT_SCALING_KEY) or {}).get("description", "")
+
+
 def read_run_summary(metadata_path: Path, pipeline_name: str,
                      accuracy_threshold: float) -> RunSummary:
     """Summarizes the most recent run of `pipeline_name` recorded in `metadata_path`."""
@@ -325,4 +333,5 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         class_weights=record.get("class_weights") or {},
         feature_check=record.get("health") or {},
         chance=record.get("chance") or {},
+        input_scaling=input_scaling_description(model_runs),
     )

@@ -140,6 +140,27 @@ def test_run_refuses_weights_of_another_base(tmp_path):
     _assert_one_line_error(result, "does not fit the inception_v3 base (Layer count mismatch")
 
 
+def test_run_refuses_an_input_scaling_that_contradicts_the_weights_files_record(tmp_path):
+    import tensorflow as tf
+
+    from trainer.scaling import record_convention
+
+    data = tmp_path / "data"
+    _class(data, "cats")
+    _class(data, "dogs")
+    tf.keras.applications.MobileNetV2(include_top=False, weights=None,
+                                      input_shape=(32, 32, 3)).save_weights(str(tmp_path / "m.h5"))
+    record_convention(str(tmp_path / "m.h5"), "unit")
+    result = imgpipe("run", "--data", str(data), "--output", str(tmp_path / "out"), "--base",
+                     "mobilenet_v2", "--image-size", "32", "--weights", "m.h5",
+                     "--input-scaling", "caffe", cwd=tmp_path)
+    _assert_one_line_error(result, "--input-scaling caffe contradicts the unit recorded in "
+                                   f"{tmp_path / 'm.h5'} (by pretrain-base); drop "
+                                   "--input-scaling to use the file's, or pass --input-scaling "
+                                   "unit")
+    assert not (tmp_path / "out" / "pipeline").exists()
+
+
 def _docker_answers() -> bool:
     import docker
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from trainer import export, transform
+from trainer import export, scaling, transform
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.hparams import HParams
@@ -78,3 +78,23 @@ def test_signature_contract(exported):
     assert list(serve.structured_input_signature[1]) == ["image_bytes"]
     assert serve.structured_input_signature[1]["image_bytes"].dtype == tf.string
     assert set(serve.structured_outputs) == {"probabilities", "classes"}
+
+
+def test_every_input_scaling_is_in_the_served_graph(transform_output, images, tmp_path):
+    """Per convention: the model's first layer is that convention (checked against Keras' own
+    preprocess_input in scaling_test.py) and serving gives the training path's probabilities."""
+    names = list(images)
+    pixels = tf.stack([transform.decode_and_resize(tf.constant(images[n]), SIZE) for n in names])
+    for convention in scaling.CONVENTIONS:
+        tf.keras.utils.set_random_seed(0)  # the same weights for every convention
+        hp = HParams(class_names=CLASSES, image_size=SIZE, base="mobilenet_v2", weights="none",
+                     dense_units=(8,), augment=AugmentConfig.off(), input_scaling=convention)
+        model = model_lib.build_model(hp)
+        assert model.get_layer("base_preprocess").convention == convention
+        path = str(tmp_path / convention)
+        export.export(model, transform_output, CLASSES, SIZE, path, hparams=hp)
+        out = tf.saved_model.load(path).signatures["serving_default"](
+            image_bytes=tf.constant([images[n] for n in names]))["probabilities"].numpy()
+        np.testing.assert_allclose(out, model(pixels, training=False).numpy(), rtol=1e-5,
+                                   atol=1e-6)
+        assert out.shape == (len(names), len(CLASSES))

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import model as model_lib
+from trainer import scaling
 from trainer.contract import HPARAMS_FILE
 from trainer.hparams import HParams
 
@@ -85,6 +86,7 @@ class ModelReport:
     dropout_input_units: int
     dropout_output: str
     batchnorm: BatchNormInfo
+    input_scaling: str = ""  # the convention the model's first layer applies, and its source
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-friendly dict (lists for tuples, `inference_mode` spelled out)."""
@@ -223,4 +225,17 @@ def inspect_model(model: tf.keras.Model, hp: HParams, source: str) -> ModelRepor
         base_trainable_params=_params(base.trainable_weights),
         dropout_rate=float(dropout.rate), dropout_input=dropout_input.name,
         dropout_input_units=int(dropout_input.output.shape[-1]),
-        dropout_output=dropout_output.name, batchnorm=check_batchnorm(model, hp.seed))
+        dropout_output=dropout_output.name, batchnorm=check_batchnorm(model, hp.seed),
+        input_scaling=describe_input_scaling(model, hp))
+
+
+def describe_input_scaling(model: tf.keras.Model, hp: HParams) -> str:
+    """'unit (detected: ...)': read from the model's own first layer, with how it was decided."""
+    convention = model.get_layer(scaling.LAYER_NAME).convention
+    if hp.input_scaling_source:
+        source = hp.input_scaling_source
+    elif hp.input_scaling == scaling.AUTO:
+        source = f"auto: {hp.base}'s documented convention; base weights not loaded"
+    else:
+        source = "given"
+    return f"{convention} ({source})"

@@ -8,7 +8,8 @@ loads with `InceptionV3(include_top=False, weights=None).load_weights(path)`.
 
 Only the layers up to `cut_layer` are trained (the classifier reads that layer through global
 average pooling); the layers above it keep their random initial weights, since the pipeline
-never uses them.
+never uses them. The images are fed under `input_scaling` (`trainer.scaling`), which is then
+written into the file's attributes, so the pipeline feeds the base the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from trainer import tracing
+from trainer import scaling, tracing
 
 # BatchNorm's default momentum (0.99) needs thousands of steps before its moving statistics
 # match the data; a short pretraining would leave them near their initial values, and the frozen
@@ -35,6 +36,7 @@ class PretrainResult:
     train_images: int
     val_images: int
     val_accuracy: float
+    input_scaling: str = scaling.INCEPTION
 
 
 def _datasets(data_dir: Path, image_size: int, batch_size: int, seed: int):
@@ -43,7 +45,8 @@ def _datasets(data_dir: Path, image_size: int, batch_size: int, seed: int):
         label_mode="int", seed=seed, validation_split=0.2, subset="both")
 
 
-def build_pretrain_model(num_classes: int, image_size: int, cut_layer: str
+def build_pretrain_model(num_classes: int, image_size: int, cut_layer: str,
+                         input_scaling: str = scaling.INCEPTION
                          ) -> tuple[tf.keras.Model, tf.keras.Model]:
     """(whole classifier, the InceptionV3 no-top model whose weights get saved)."""
     tracing.skip_autograph_for_tf_keras()
@@ -53,7 +56,7 @@ def build_pretrain_model(num_classes: int, image_size: int, cut_layer: str
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.momentum = BATCHNORM_MOMENTUM
     images = tf.keras.Input((image_size, image_size, 3))
-    x = tf.keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(images)
+    x = scaling.preprocess_layer(input_scaling)(images)
     x = tf.keras.Model(inception.input, inception.get_layer(cut_layer).output)(x)
     x = tf.keras.layers.GlobalAveragePooling2D()(x)
     outputs = tf.keras.layers.Dense(num_classes, activation="softmax")(x)
@@ -64,17 +67,21 @@ def build_pretrain_model(num_classes: int, image_size: int, cut_layer: str
 
 
 def pretrain_base(data_dir: Path, weights_path: Path, image_size: int = 150, epochs: int = 6,
-                  batch_size: int = 32, cut_layer: str = "mixed7", seed: int = 0
-                  ) -> PretrainResult:
-    """Trains on `data_dir/<class>/<image>` (80% train, 20% validation) and saves the base."""
+                  batch_size: int = 32, cut_layer: str = "mixed7", seed: int = 0,
+                  input_scaling: str = scaling.INCEPTION) -> PretrainResult:
+    """Trains on `data_dir/<class>/<image>` (80% train, 20% validation), fed under
+    `input_scaling`, and saves the base with that convention in the file's attributes."""
+    scaling.check_convention(input_scaling)
     tf.keras.utils.set_random_seed(seed)
     train, val = _datasets(data_dir, image_size, batch_size, seed)
     class_names = tuple(train.class_names)
-    model, inception = build_pretrain_model(len(class_names), image_size, cut_layer)
+    model, inception = build_pretrain_model(len(class_names), image_size, cut_layer,
+                                            input_scaling)
     model.fit(train.prefetch(2), epochs=epochs, verbose=2)
     # Validation runs BatchNorm in inference mode, as the frozen base will.
     _, val_accuracy = model.evaluate(val, verbose=0)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     inception.save_weights(str(weights_path), save_format="h5")
+    scaling.record_convention(str(weights_path), input_scaling)
     return PretrainResult(weights_path, class_names, len(train.file_paths), len(val.file_paths),
-                          float(val_accuracy))
+                          float(val_accuracy), input_scaling)

@@ -217,7 +217,7 @@ def _augmentation_rows(model: Any, hp: Any, examples: list[Example],
     for _ in range(variants):
         augmented = augmentation(scaled, training=True).numpy()
         # Back to pixels, to show what the base received in training.
-        pixels = (augmented - float(rescale.offset)) / float(rescale.scale)
+        pixels = rescale.invert(augmented)
         copies.append(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
     return [[Tile(images[i], e.label_name)]
             + [Tile(copy[i], f"augmented {k + 1}") for k, copy in enumerate(copies)]

@@ -111,7 +111,9 @@ def _training_checks(data: ReportData) -> str:
 def _curves(data: ReportData) -> str:
     epochs = len(data.history.get("loss", []))
     where = f" on {data.summary.devices}" if data.summary and data.summary.devices else ""
-    return (f"<p>{epochs} epoch(s){_e(where)}.</p>"
+    fed = (f"<p>Base input scaling: {_e(data.summary.input_scaling)}.</p>"
+           if data.summary and data.summary.input_scaling else "")
+    return (f"<p>{epochs} epoch(s){_e(where)}.</p>" + fed
             + _img(plots.training_curves(data.history), "accuracy and loss per epoch"))
 
 
