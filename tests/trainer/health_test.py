@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import contract, health
+from trainer import contract, health, scaling
 from trainer import model as model_lib
 from trainer.augment import AugmentConfig
 from trainer.bases import build_application, get_base_spec
@@ -97,17 +97,16 @@ def _photos(n: int, seed: int) -> np.ndarray:
     return np.clip(tf.image.resize(small, (SIZE, SIZE)).numpy(), 0, 255).astype(np.uint8)
 
 
-def _pretrain_batchnorm(base: tf.keras.Model, images: np.ndarray, scale: float,
-                        offset: float) -> None:
-    """What pretraining leaves in BatchNorm: moving statistics of the inputs it saw, scaled by
-    `scale` and `offset`. (Momentum 0 makes one pass in training mode set each layer's moving
-    statistics to that batch's, layer after layer.)"""
+def _pretrain_batchnorm(base: tf.keras.Model, images: np.ndarray, convention: str) -> None:
+    """What pretraining leaves in BatchNorm: moving statistics of the inputs it saw, fed under
+    `convention` (`trainer.scaling`). (Momentum 0 makes one pass in training mode set each
+    layer's moving statistics to that batch's, layer after layer.)"""
     base.trainable = True  # frozen Keras 2 BatchNorm runs in inference mode even in training
     layers = [layer for layer in base.layers
               if isinstance(layer, tf.keras.layers.BatchNormalization)]
     for layer in layers:
         layer.momentum = 0.0
-    base(images.astype(np.float32) * scale + offset, training=True)
+    base(scaling.apply(convention, images), training=True)
     base.trainable = False
 
 
@@ -119,23 +118,22 @@ def model() -> tf.keras.Model:
 
 @pytest.mark.slow  # InceptionV3 built, its BatchNorm set twice: 11 CPU-seconds
 def test_a_base_fed_with_another_input_scaling_than_its_weights_learned_is_reported(model):
-    # The model feeds the base InceptionV3's scaling, x / 127.5 - 1 (BaseSpec, the
-    # `base_preprocess` layer). A base whose BatchNorm learned on x / 255 (0..1) gets a warning
-    # that names the input scaling; the same base pretrained on -1..1 passes.
-    spec = get_base_spec("inception_v3")
+    # `model` feeds the base InceptionV3's own scaling, x / 127.5 - 1 (--input-scaling inception,
+    # what 'auto' gives random weights). A base whose BatchNorm learned on x / 255 (0..1) gets a
+    # warning that names the input scaling; the same base behind --input-scaling unit passes.
     base = model_lib.get_base(model)
     sample = _photos(32, seed=2)
     # Random weights hold BatchNorm's initial statistics: nothing learned to compare with.
     assert health.batchnorm_drift(base, sample.astype(np.float32)) is None
     assert "batchnorm_drift" not in health.check_model(model, sample).measures
-    _pretrain_batchnorm(base, _photos(32, seed=1), 1 / 255, 0.0)
+    _pretrain_batchnorm(base, _photos(32, seed=1), scaling.UNIT)
     wrong = health.check_model(model, sample)
     assert wrong.errors == ()
     assert [w for w in wrong.warnings if "is the input scaling the one these weights expect?"
             in w], wrong.warnings
     assert wrong.measures["batchnorm_drift"] > health.DRIFT_WARNING
-    _pretrain_batchnorm(base, _photos(32, seed=1), spec.scale, spec.offset)
-    right = health.check_model(model, sample)
+    fed_right = model_lib.build_model(_hparams(input_scaling=scaling.UNIT), base=base)
+    right = health.check_model(fed_right, sample)
     assert right.warnings == () and right.errors == ()
     assert right.measures["batchnorm_drift"] < health.DRIFT_WARNING / 2
 
@@ -155,7 +153,10 @@ def test_a_weights_file_of_zeros_stops_the_trainer_before_training(tmp_path, wri
     application.save_weights(weights, save_format="h5")
     images = tf.image.resize(_photos(8, seed=3), (32, 32)).numpy().astype(np.uint8)
     train = write_records(tmp_path / "train.gz", images, np.array([0, 1] * 4))
-    hp = _hparams(weights=weights, base="mobilenet_v2", image_size=32)
+    # The scaling is given: detection alone would already stop on these weights (every
+    # convention equally close), and this test is about the feature check.
+    hp = _hparams(weights=weights, base="mobilenet_v2", image_size=32,
+                  input_scaling=scaling.INCEPTION)
     fn_args = tfx.components.FnArgs(
         train_files=[train], eval_files=[train],
         transform_output=os.path.dirname(transform_output.transform_savedmodel_dir),
