@@ -17,7 +17,7 @@ DEMO := build/demo
 DEMO_SOURCE_SHAPES := square,triangle,ring,stripes,star,diamond
 DEMO_SIZE := 150
 
-.PHONY: setup demo test test-tools lint format docs bench image clean
+.PHONY: setup demo test test-opt-in test-tools lint format docs bench image clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ docs: setup
 
 test: setup lint test-tools
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+# Tests too long for CI's budget (the opt_in marker): the Kubeflow package run by kfp run-local.
+test-opt-in: setup
+	$(PY) -m pytest -q -m opt_in
 
 test-tools: $(TEST_TOOLS)
 
