@@ -46,8 +46,12 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 
-# Detection's rule: the runner-up's distance must be at least MARGIN times the winner's.
+# Detection's rule: the runner-up's distance must be at least MARGIN times the winner's, and the
+# winner's at most MAX_DISTANCE. Settled statistics put the right convention within 0.03 here;
+# statistics only partly settled (a short pretraining) can put a wrong one first by more than
+# MARGIN, but not this close (benchmarks/README.md, input-scaling detection).
 MARGIN = 3.0
+MAX_DISTANCE = 0.1
 DETECTION_IMAGES = 64  # a few batches of training images are enough evidence
 _EPSILON = 1e-3  # BatchNorm's default epsilon, added to variances as the layer does
 
@@ -219,9 +223,10 @@ def detect(application: tf.keras.Model, images: np.ndarray, margin: float | None
     layers before them (a convolution), so `images` (uint8 [N, S, S, 3], RGB: a sample of the
     training images) are fed under each candidate up to those layers, and their batch mean and
     variance per channel compared with the stored ones (`gaussian_distance`, averaged over the
-    layers). Rule: the closest candidate wins when the runner-up's distance is at least `margin`
-    times its own; otherwise `convention` is None. Statistics still at their initial values
-    (mean 0, variance 1: BatchNorm never trained) give None and `untrained`.
+    layers). Rule: the closest candidate wins when its distance is at most MAX_DISTANCE and the
+    runner-up's at least `margin` times its own; otherwise `convention` is None. Statistics
+    still at their initial values (mean 0, variance 1: BatchNorm never trained) give None and
+    `untrained`.
     """
     margin = MARGIN if margin is None else margin
     norms = first_batchnorms(application)
@@ -240,7 +245,7 @@ def detect(application: tf.keras.Model, images: np.ndarray, margin: float | None
     untrained = all(np.all(mean == 0) and np.all(variance == 1) for mean, variance in stored)
     ranked = sorted(distances.items(), key=lambda item: item[1])
     clear = (len(ranked) == 1 or ranked[1][1] >= margin * ranked[0][1]) and all(
-        math.isfinite(d) for _, d in ranked[:2])
+        math.isfinite(d) for _, d in ranked[:2]) and ranked[0][1] <= MAX_DISTANCE
     winner = ranked[0][0] if clear and not untrained else None
     return Detection(winner, distances, tuple(layer.name for layer in norms), len(images),
                      untrained)
@@ -330,8 +335,8 @@ def resolve(requested: str, documented: str, weights: str,
                           "their initial values, nothing learned to match", detection)
     if detection.convention is None:
         raise ScalingError(f"cannot tell how {weights} was fed in training: no convention is "
-                           f"clearly closest ({detection.evidence()}); pass input_scaling "
-                           f"({', '.join(CONVENTIONS)})")
+                           f"clearly closest within {MAX_DISTANCE:g} ({detection.evidence()}); "
+                           f"pass input_scaling ({', '.join(CONVENTIONS)})")
     return Resolution(detection.convention, "detected", detection.evidence(), detection)
 
 

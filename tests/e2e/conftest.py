@@ -31,11 +31,12 @@ def _run_pipeline(data: Path, output: Path, model: str, pipeline: dict[str, Any]
                  **hparams: Any) -> tuple[RunSummary, PipelineRun]:
     """Runs the pipeline on `data` into `output` as `imgpipe run --weights none` would; returns
     the run's summary and its record in ML Metadata. `pipeline` overrides PIPELINE_DEFAULTS,
-    `hparams` the HParams (image size 75, one epoch, batch 8; otherwise the flags' defaults)."""
+    `hparams` the HParams (weights none, image size 75, one epoch, batch 8; otherwise the flags'
+    defaults)."""
     scan = scan_dataset(data, (pipeline or {}).get("span"))
     layout = OutputLayout(output.resolve())
-    hp = HParams(class_names=scan.class_names, weights="none",
-                 **{"image_size": 75, "epochs": 1, "batch_size": 8, **hparams})
+    hp = HParams(class_names=scan.class_names,
+                 **{"weights": "none", "image_size": 75, "epochs": 1, "batch_size": 8, **hparams})
     options = {**PIPELINE_DEFAULTS, **(pipeline or {})}
     config = build_pipeline_config(
         Destination(model, str(layout.pipeline_root), str(data.resolve()),

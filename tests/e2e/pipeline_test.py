@@ -1,5 +1,10 @@
 """The whole pipeline on LocalDagRunner: the `imgpipe run` smoke test, then a re-run of the same
-pipeline, asserted from ML Metadata through the public reader."""
+pipeline, asserted from ML Metadata through the public reader.
+
+The base is a no-top InceptionV3 .h5 whose BatchNorm statistics were learned from images fed in
+[0, 1] and whose file does not say so (a base pretrained elsewhere), passed with no
+--input-scaling: `imgpipe run` must detect `unit`, and the re-run's Trainer, given `auto` as a
+compiled pipeline is, must detect it too (issue 19)."""
 
 import json
 import re
@@ -14,6 +19,8 @@ import tensorflow as tf
 from pipeline.local.sample_data import write_sample_data
 from pipeline.results.metadata import read_runs
 from pipeline.results.summary import read_run_summary
+from trainer import scaling
+from trainer.bases import build_application, get_base_spec
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
@@ -24,9 +31,27 @@ MODEL = "shapes"
 pytestmark = pytest.mark.slow
 
 
-def _run(data: Path, output: Path) -> subprocess.CompletedProcess:
+def _unit_base(source: Path, path: Path) -> Path:
+    """A random InceptionV3 whose every BatchNorm layer holds the statistics of images fed as
+    x / 255, saved with no record: what a pretraining in [0, 1] leaves in those layers. One pass
+    in training mode at momentum 0 (Keras' own update) sets them; its features stay random."""
+    application = build_application(get_base_spec("inception_v3"), 75, "none")
+    for layer in application.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    files = sorted(p for p in source.rglob("*") if p.is_file())
+    images = np.stack([tf.image.resize(tf.io.decode_image(f.read_bytes(), channels=3,
+                                                          expand_animations=False), [75, 75])
+                       for f in files])
+    application(scaling.apply(scaling.UNIT, np.clip(np.round(images), 0, 255)), training=True)
+    application.save_weights(str(path), save_format="h5")
+    assert scaling.recorded_convention(str(path)) is None
+    return path
+
+
+def _run(data: Path, output: Path, weights: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", "none",
+        [IMGPIPE, "run", "--data", str(data), "--output", str(output), "--weights", str(weights),
          "--image-size", "75", "--epochs", "1", "--batch-size", "8",
          "--accuracy-threshold", "0", "--model-name", MODEL],
         capture_output=True, text=True, timeout=900)
@@ -39,8 +64,26 @@ def first_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     write_sample_data(root / "data", ("circle", "square"), 16, 75, seed=3)
     (root / "data" / "circle" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    result = _run(root / "data", root / "out")
+    write_sample_data(root / "source", ("ring", "stripes", "star", "diamond"), 8, 75, seed=4)
+    _unit_base(root / "source", root / "unit.h5")
+    result = _run(root / "data", root / "out", root / "unit.h5")
     return root, result
+
+
+def _history(root: Path, index: int) -> dict:
+    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
+                  key=lambda p: int(p.name))
+    return json.loads((runs[index] / "history.json").read_text())
+
+
+def test_imgpipe_run_detected_the_unit_fed_base_without_a_flag(first_run):
+    root, result = first_run
+    assert re.search(r"base input scaling: unit \(detected: unit \d", result.stdout), result.stdout
+    record = _history(root, 0)["input_scaling"]  # the Trainer kept what imgpipe run decided
+    assert (record["convention"], record["how"]) == ("unit", "detected")
+    assert record["description"].startswith("unit (detected: unit ")
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert summary["input_scaling"].startswith("unit (detected: unit ")
 
 
 def test_every_component_ran_and_the_model_was_blessed(first_run):
@@ -103,8 +146,13 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
                                                                                run_pipeline):
     root, _ = first_run
     # The same pipeline as the smoke test's (its upstream steps' inputs and settings), built by
-    # the CLI's own PipelineConfig builder and run in this process.
-    run_pipeline(root / "data", root / "out", MODEL)
+    # the CLI's own PipelineConfig builder and run in this process. A learning rate of 0 keeps
+    # the warm-started head as it was: the model answers exactly as the blessed one, so the gate
+    # (no worse than it) blesses it, and the report tests below read a pushed run.
+    summary, _ = run_pipeline(root / "data", root / "out", MODEL, weights=str(root / "unit.h5"),
+                              learning_rate=0.0)
+    first = json.loads((root / "out" / "summary.json").read_text())
+    assert summary.blessed and summary.eval_accuracy == pytest.approx(first["eval_accuracy"])
     runs = read_runs(root / "out" / "metadata.sqlite", MODEL)
     assert len(runs) == 2
     states = runs[-1].states
@@ -112,9 +160,10 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
         assert states[name] == "cached", name
     # The Trainer's inputs now include the blessed model, so it trains again, from that model.
     assert states["Trainer"] == "complete"
-    runs = sorted((root / "out" / "pipeline" / "Trainer" / "model_run").iterdir(),
-                  key=lambda p: int(p.name))
-    record = json.loads((runs[-1] / "history.json").read_text())
+    record = _history(root, -1)
+    # Given `auto` (as a compiled pipeline is), the Trainer detected from Transform's output.
+    assert (record["input_scaling"]["convention"], record["input_scaling"]["how"]) == (
+        "unit", "detected")
     first_model = sorted((root / "out" / "pipeline" / "Trainer" / "model").iterdir(),
                          key=lambda p: int(p.name))[0]
     assert record["warm_start_from"].startswith(str(first_model))

@@ -143,6 +143,21 @@ def test_untrained_statistics_and_no_clear_winner_detect_nothing():
     assert unclear.evidence().startswith("unit ")
 
 
+def test_a_clear_winner_still_far_from_the_statistics_is_not_taken():
+    model = _conv_bn()
+    stem_bn = model.get_layer("stem_bn")
+    _train_statistics(model, _shapes(1), scaling.TORCH)
+    settled = (stem_bn.moving_mean.numpy(), stem_bn.moving_variance.numpy())
+    # A short pretraining: 40% of BatchNorm's initial mean 0 and variance 1 still in them.
+    stem_bn.moving_mean.assign(0.6 * settled[0])
+    stem_bn.moving_variance.assign(0.6 * settled[1] + 0.4)
+    detection = scaling.detect(model, _shapes(2))
+    ranked = detection.ranked()
+    assert ranked[0][0] == scaling.TORCH and ranked[1][1] >= scaling.MARGIN * ranked[0][1]
+    assert ranked[0][1] > scaling.MAX_DISTANCE
+    assert detection.convention is None and not detection.untrained, detection.evidence()
+
+
 def test_no_clear_winner_stops_in_one_line_naming_the_flag_with_the_evidence(tmp_path,
                                                                             monkeypatch):
     model = _conv_bn()
@@ -154,7 +169,7 @@ def test_no_clear_winner_stops_in_one_line_naming_the_flag_with_the_evidence(tmp
     message = in_flag_names(str(error.value))
     assert "\n" not in message
     assert message.startswith(f"cannot tell how {path} was fed in training: no convention is "
-                              "clearly closest (torch ")
+                              "clearly closest within 0.1 (torch ")
     assert message.endswith("; pass --input-scaling (inception, unit, caffe, torch)")
     monkeypatch.setattr(scaling, "MARGIN", 3.0)
     detected = scaling.resolve("auto", "inception", path, lambda: model, lambda: _shapes(2))
