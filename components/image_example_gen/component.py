@@ -16,13 +16,10 @@ from tfx.dsl.components.base import executor_spec
 
 from components.image_example_gen import executor
 from components.image_example_gen.driver import ImageExampleGenDriver
-from components.image_example_gen.files import CLASS_FILES
+from components.image_example_gen.files import CLASS_FILES, GIVEN_SPLITS
 from trainer.contract import FILENAME
 
 SPAN_FOLDER = "span-{SPAN}"
-GIVEN_SPLITS = ("train", "eval")
-
-
 @dataclasses.dataclass(frozen=True)
 class ImageLayout:
     """How a data folder is laid out.

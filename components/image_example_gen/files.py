@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from components.image_example_gen.formats import IMAGE_EXTENSIONS, is_image_path
 
 CLASS_FILES = "*/*"
+GIVEN_SPLITS = ("train", "eval")  # a data folder that brings its own split
 SPAN_FOLDER = re.compile(r"span-([0-9]+)")
 SKIPPED = "skipped"  # the kind `classify` gives a system file: listed, not quarantined
 # What file managers write beside the data, by lower-cased name. Names starting with '.' (macOS

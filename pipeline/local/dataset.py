@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from components.image_example_gen.component import GIVEN_SPLITS
 from components.image_example_gen.files import (
+    GIVEN_SPLITS,
     SKIPPED,
     SPAN_FOLDER,
     classify,

@@ -181,3 +181,18 @@ def test_docker_infra_validation_without_an_engine_is_one_line(tmp_path):
     _assert_one_line_error(result, "--infra-validation docker needs a Docker engine")
     assert "use --infra-validation local" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_data_folder_is_refused_before_tensorflow_is_imported(tmp_path):
+    # The checks on the user's flags and folders come first: a typo costs a fraction of a
+    # second, not TensorFlow's and TFX's import (seconds, and tens of seconds on a busy machine).
+    probe = ("import atexit, sys; atexit.register(lambda: print(sorted(m for m in "
+             "('tensorflow', 'tfx', 'apache_beam') if m in sys.modules), file=sys.stderr)); "
+             "from pipeline.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", probe, "run", "--data", str(tmp_path / "no"),
+                             "--output", str(tmp_path / "out"), "--weights", "none"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"imgpipe: error: data folder {tmp_path / 'no'} does not exist; pass --data a folder of "
+        "class folders", "[]"], result.stderr
