@@ -13,6 +13,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import stop
 from components.data_validation import checks, properties
 from components.data_validation.schema import curate_schema
 from components.image_example_gen import properties as ex  # the Examples' properties
@@ -46,6 +47,7 @@ class CurateSchemaExecutor(base_executor.BaseExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         """Reads SchemaGen's schema and the class names the ExampleGen recorded."""
+        stop.raise_if_requested()
         inferred = io_utils.SchemaReader().read(
             io_utils.get_only_uri_in_dir(_single(input_dict, INFERRED_SCHEMA_KEY).uri))
         examples = _single(input_dict, EXAMPLES_KEY)
@@ -74,6 +76,7 @@ class DataGateExecutor(base_executor.BaseExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         """Collects every problem as one sentence; the verdict records them."""
+        stop.raise_if_requested()
         examples = _single(input_dict, EXAMPLES_KEY)
         problems: list[str] = []
         for anomalies in input_dict.get(ANOMALIES_KEY, []):

@@ -39,6 +39,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import stop
 from components.image_example_gen import convert, files, properties
 from components.image_example_gen.report import (
     REPORT_FILE,
@@ -168,6 +169,7 @@ class Executor(BaseExampleGenExecutor):
     def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],  # noqa: N802
            exec_properties: dict[str, Any]) -> None:
         """Ingests, quarantines or skips every file; records the reports on the Examples."""
+        stop.raise_if_requested()
         examples = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.EXAMPLES_KEY])
         settings = IngestSettings.from_exec_properties(exec_properties)
@@ -217,11 +219,11 @@ class Executor(BaseExampleGenExecutor):
             if window > 1:
                 examples.set_string_custom_property(properties.PREVIOUS_SPANS_READ,
                                                     ",".join(map(str, previous[2])))
-        stop = report.stop_reasons(settings.max_quarantined_fraction,
-                                   posixpath.join(examples.uri, REPORT_FILE))
-        if stop:
+        refusals = report.stop_reasons(settings.max_quarantined_fraction,
+                                       posixpath.join(examples.uri, REPORT_FILE))
+        if refusals:
             raise ValueError(f"input under {input_base} is not fit to train on: "
-                             + "; ".join(stop))
+                             + "; ".join(refusals))
 
 
 def _write_report(examples: Any, report: IngestReport) -> None:

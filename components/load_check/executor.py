@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components import stop
 from components.exec_properties import int_property
 from components.load_check import probe, properties
 
@@ -57,6 +58,7 @@ class Executor(base_executor.BaseExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         """Runs the probe on the model and records an InfraBlessing with the verdict."""
+        stop.raise_if_requested()
         self._log_startup(input_dict, output_dict, exec_properties)
         blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
@@ -76,6 +78,7 @@ class Executor(base_executor.BaseExecutor):
                 images_path = os.path.join(tmp, "images.tfrecord")
                 probe.write_images(images_path, images)
                 result = probe.run_probe(model_dir, images_path, timeout_seconds)
+            stop.raise_if_requested()  # the probe ran to its end, but the run was stopped
             io_utils.write_string_file(os.path.join(blessing.uri, LOG_FILE), result.log)
             reason = result.reason
         mark(blessing, reason)

@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import stop
 from components.data_validation import properties as verdict_properties
 from components.exec_properties import int_property
 from components.serving_pusher import properties, publish, warmup
@@ -61,6 +62,7 @@ class Executor(base_executor.BaseExecutor):
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         """Publishes the model if blessed (and infra-blessed, when given) as TFX's Pusher does."""
+        stop.raise_if_requested()
         self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from components import stop
 from serving.layout import (
     LAST_VERSION_FILE,
     SAVED_MODEL_PB,
@@ -194,6 +195,7 @@ def publish_version(base_dir: str, write: Callable[[str], None],
     tf.io.gfile.makedirs(staging)
     try:
         write(staging)
+        stop.raise_if_requested()  # a stopped run makes no version visible
         _move_tree(staging, final)
     except BaseException:
         discard(staging)

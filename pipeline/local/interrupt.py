@@ -1,4 +1,4 @@
-"""SIGTERM and SIGHUP stop `imgpipe run` as Ctrl-C does: an exception in the main thread.
+"""SIGTERM, SIGHUP and Ctrl-C (SIGINT) stop `imgpipe run` alike: an exception in the main thread.
 
 Python's default for SIGTERM ends the process on the spot: no `finally`, no `except`, so a child
 process (the load check's probe) outlives it and nothing says what happened. Raised as an
@@ -7,7 +7,8 @@ staging folder is removed, `subprocess.run` kills its child), the output lock is
 the CLI prints one line. TensorFlow checks for the exception between ops, so a training step
 finishes first: the stop takes at most a step or a Beam bundle. ML Metadata keeps the stopped
 component as running (as after a kill), and the next run with the same command reuses every
-component that finished (TFX's cache).
+component that finished (TFX's cache). The stop is also remembered (`components.stop`): an
+exception raised inside a finalizer is lost, so our components check for it again.
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+from components import stop
+from components.stop import Stopped
 
-
-class Stopped(KeyboardInterrupt):
-    """The run was stopped by `signal_name` (a KeyboardInterrupt, so it unwinds as Ctrl-C);
-    `note` is what the CLI adds to its one line."""
-
-    def __init__(self, signum: int, note: str = "") -> None:
-        self.signal_name = signal.Signals(signum).name
-        self.exit_code = 128 + signum  # what a shell reports for a process the signal ended
-        self.note = note
-        super().__init__(self.signal_name)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+__all__ = ["RESUMABLE", "STOP_SIGNALS", "Stopped", "as_stopped", "stop_on_signals"]
 
 
 RESUMABLE = "the steps that finished are kept, and the same command reuses them"
@@ -42,22 +36,27 @@ def as_stopped(interrupt: KeyboardInterrupt, note: str = RESUMABLE) -> Stopped:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise `Stopped` in the main thread, once: a second
-    signal while the first unwinds is ignored, so cleanup is not cut short (SIGKILL still
-    ends the process)."""
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise `Stopped` in the main thread, once, and
+    are remembered for `components.stop.raise_if_requested`: a second signal while the first
+    unwinds is ignored, so cleanup is not cut short (SIGKILL still ends the process). A signal
+    this process was started ignoring stays ignored: `nohup` (SIGHUP), or a shell's background
+    job (SIGINT)."""
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     raised = False
 
     def handler(signum: int, frame: object) -> None:
         nonlocal raised
+        stop.request(signum)
         if not raised:
             raised = True
             raise Stopped(signum)
 
-    for signum in STOP_SIGNALS:
+    for signum in previous:
         signal.signal(signum, handler)
     try:
         yield
     finally:
+        stop.clear()
         for signum, action in previous.items():
             signal.signal(signum, action)

@@ -1,0 +1,86 @@
+"""`stop_on_signals`: a signal stops the run even when its KeyboardInterrupt is lost.
+
+The end-to-end stops are tests/reliability/stop_run_test.py; here, in one process, what that
+test cannot make happen on purpose: the exception raised inside a finalizer, where CPython
+drops it, and a publication that must not become visible after such a lost stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from components import stop
+from components.serving_pusher import publish
+from pipeline.local.interrupt import Stopped, as_stopped, stop_on_signals
+
+
+class _SignalsInItsFinalizer:
+    """An object whose `__del__` receives `signum`: the handler's exception is raised there."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.signum)
+        sum(range(1000))  # bytecode after the kill: the handler runs here, inside the finalizer
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                         (signal.SIGHUP, 129)])
+def test_each_signal_raises_stopped_and_is_remembered_until_the_block_ends(signum, code):
+    with pytest.raises(Stopped) as raised, stop_on_signals():
+        try:
+            os.kill(os.getpid(), signum)
+            sum(range(1000))
+        finally:
+            assert stop.requested() == signum
+    assert raised.value.exit_code == code
+    assert stop.requested() is None
+    stop.raise_if_requested()  # nothing asked for now: no exception
+
+
+def test_a_stop_lost_in_a_finalizer_is_raised_at_the_next_check(monkeypatch):
+    lost = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: lost.append(unraisable.exc_type))
+    reached = []
+    with pytest.raises(Stopped) as raised, stop_on_signals():
+        _SignalsInItsFinalizer(signal.SIGINT)  # dropped at once: __del__ runs, the kill with it
+        reached.append("the run went on")  # CPython reported "Exception ignored" and went on
+        stop.raise_if_requested()
+        reached.append("past the check")
+    assert reached == ["the run went on"]
+    assert raised.value.signal_name == "SIGINT"
+    assert lost == [Stopped]  # the handler's exception was raised in __del__, and dropped
+    assert as_stopped(raised.value).note
+
+
+def test_a_publication_after_a_lost_stop_leaves_no_version(tmp_path, monkeypatch):
+    lost = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: lost.append(unraisable.exc_type))
+    base = tmp_path / "serving" / "m"
+
+    def write(directory: str) -> None:
+        with open(os.path.join(directory, "saved_model.pb"), "wb") as f:
+            f.write(b"model")
+        _SignalsInItsFinalizer(signal.SIGTERM)  # lost while the version is being written
+
+    with pytest.raises(Stopped), stop_on_signals():
+        publish.publish_version(str(base), write, keep_versions=2)
+    assert lost == [Stopped]
+    assert sorted(p.name for p in base.iterdir()) == []  # staging removed, nothing visible
+
+
+def test_a_signal_the_process_was_started_ignoring_stays_ignored():
+    # `nohup imgpipe run` ignores SIGHUP; a shell's background job ignores SIGINT.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            os.kill(os.getpid(), signal.SIGHUP)
+            sum(range(1000))
+            assert stop.requested() is None
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
