@@ -1,38 +1,15 @@
 """Output folders that cannot take a run: a read-only mount, a full disk. Refused up front, in
 one line, before anything is written. Real mounts (tmpfs), which CI can make: it runs as root.
+A disk that fills while a run works is `disk_full_run_test.py`.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 BASE_ARGS = ("--weights", "none", "--image-size", "75", "--epochs", "1")
-
-
-@pytest.fixture
-def tmpfs(tmp_path) -> Iterator[Callable[..., Path]]:
-    """`tmpfs(name, size="1m", options="")`: a tmpfs mounted at tmp_path/name, unmounted after."""
-    if os.geteuid() != 0:
-        pytest.fail("these tests mount tmpfs file systems, which needs root (CI runs as root)",
-                    pytrace=False)
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str = "1m", options: str = "") -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(filter(None, [
-            f"size={size}", options])), "tmpfs", str(point)], check=True, timeout=30)
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False, timeout=30)
 
 
 def _fill(folder: Path) -> None:
