@@ -5,6 +5,7 @@ A disk that fills while a run works is `disk_full_run_test.py`.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,18 @@ def test_an_output_on_a_full_disk_is_refused_up_front(cli, tmpfs, tmp_path, writ
                ).assert_one_line_error("cannot be written")
     assert "no space left on device" in line
     assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+def test_a_disk_that_fills_outside_the_steps_is_one_line(cli, tmp_path, write_classes):
+    # The run's own files (its summary, last_run.json) are written after the steps: a disk
+    # that fills there is told as one full disk, not a traceback.
+    data, output = write_classes(tmp_path / "data"), tmp_path / "out"
+
+    def pipeline(config, layout, **_):
+        raise OSError(errno.ENOSPC, "No space left on device", str(layout.summary_path))
+
+    line = cli("run", "--data", str(data), "--output", str(output), *BASE_ARGS,
+               on_pipeline=pipeline).assert_one_line_error("no space left on device")
+    assert line == (f"imgpipe: error: no space left on device in {output} (while imgpipe run "
+                    "wrote its own files); free space there and run the same command again: "
+                    "the steps that finished are kept, and it reuses them")
