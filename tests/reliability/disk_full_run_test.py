@@ -5,12 +5,14 @@ All on one output folder on a real tmpfs (CI runs as root), with the cheapest ru
 free space once a log line shows the run has reached the point:
 1. ingestion: the disk is filled when the ExampleGen starts, before it writes its examples;
 2. training: filled when `run_fn` starts, before the Trainer writes its logs and model;
-3. the push: when the load check starts, the disk is left with 1.5 times the trained model's
-   size, so the Pusher's own artifact copy fits and its staged version for TF Serving does not.
+3. the push: when the load check starts, a served version 1 is put in place (the trained model,
+   copied in as a push would) and the disk is left with 1.5 times the model's size, so the
+   Pusher's own artifact copy fits and its staged version 2 for TF Serving does not.
 Each stopped run must exit 2 with one line naming the folder, the step, and what to do (free
-space, run the same command again), no traceback; hold no lock; serve no version, whole or
-partial; and leave ML Metadata passing SQLite's integrity check. After each, the filler is
-deleted and the next run reuses every step that finished; the last one pushes version 1.
+space, run the same command again), no traceback; hold no lock; serve no new version, whole or
+partial, and leave the served one byte for byte as it was; and leave ML Metadata passing
+SQLite's integrity check. After each, the filler is deleted and the next run reuses every step
+that finished; the last one pushes version 2 beside the untouched version 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -63,11 +66,16 @@ def _fill(disk: Path, leave: int) -> Path:
     return filler
 
 
-def _model_bytes(output: Path) -> int:
-    """The size of the model the latest Trainer execution wrote."""
-    models = sorted((output / "pipeline" / "Trainer" / "model").iterdir(), key=lambda p: int(
-        p.name))
-    return sum(f.stat().st_size for f in models[-1].rglob("*") if f.is_file())
+def _latest_model(output: Path) -> Path:
+    """The SavedModel the latest Trainer execution wrote."""
+    models = (output / "pipeline" / "Trainer" / "model").iterdir()
+    return max(models, key=lambda p: int(p.name)) / "Format-Serving"
+
+
+def _files(root: Path) -> dict[str, int]:
+    """Every file under `root` and its size."""
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*")
+            if p.is_file()}
 
 
 def _executions(metadata: Path) -> dict[str, list[str]]:
@@ -118,35 +126,44 @@ def _served(output: Path) -> list[str]:
     return sorted(os.listdir(base)) if base.is_dir() else []
 
 
-def _fill_during(imgpipe, args, disk: Path, output: Path, point: str) -> dict:
+def _fill_during(imgpipe, tree_state, args, disk: Path, output: Path, point: str) -> dict:
     """Starts a run, fills the disk at `point`'s marker; what the run did and left."""
     marker, _ = POINTS[point]
     process = imgpipe.start(*args)
     _wait_for_log(process, output, marker)
-    leave = int(1.5 * _model_bytes(output)) if point == "push" else 0
+    leave, served_before, version_1 = 0, None, output / "serving" / MODEL / "1"
+    if point == "push":
+        model = _latest_model(output)
+        shutil.copytree(model, version_1)
+        served_before = tree_state(version_1)
+        leave = int(1.5 * sum(_files(model).values()))
     filler = _fill(disk, leave)
     result = imgpipe.finish(process, timeout=TIMEOUT_SECONDS)
-    left = {"result": result, "free_after": _free_bytes(disk), "lock_free": _lock_is_free(output),
+    left = {"result": result, "lock_free": _lock_is_free(output), "left_room": leave,
             "integrity": _integrity(output / "metadata.sqlite"), "served": _served(output),
-            "executions": _executions(output / "metadata.sqlite"), "left_room": leave}
+            "executions": _executions(output / "metadata.sqlite"),
+            "served_before": served_before,
+            "served_after": tree_state(version_1) if served_before else None}
     filler.unlink()  # space returns
     return left
 
 
 @pytest.fixture(scope="module")
-def full_disk(tmp_path_factory, imgpipe, tmpfs_under):
+def full_disk(tmp_path_factory, imgpipe, tmpfs_under, tree_state):
     root = tmp_path_factory.mktemp("full_disk")
     data = root / "data"
     write_sample_data(data, ("circle", "cross"), 20, 75, 0)
     with tmpfs_under(root) as mount:
-        disk = mount("disk", size="1g")
+        disk = mount("disk", size="512m")
         output = disk / "out"
         args = ("run", "--data", str(data), "--output", str(output), *RUN_ARGS)
-        runs = {point: _fill_during(imgpipe, args, disk, output, point) for point in POINTS}
+        runs = {point: _fill_during(imgpipe, tree_state, args, disk, output, point)
+                for point in POINTS}
         final = imgpipe.run(*args, timeout=TIMEOUT_SECONDS)
         yield {"output": output, "runs": runs, "final": final,
                "executions": _executions(output / "metadata.sqlite"),
-               "integrity": _integrity(output / "metadata.sqlite"), "served": _served(output)}
+               "integrity": _integrity(output / "metadata.sqlite"), "served": _served(output),
+               "served_1": tree_state(output / "serving" / MODEL / "1")}
 
 
 @pytest.mark.parametrize("point", list(POINTS))
@@ -162,11 +179,19 @@ def test_a_full_disk_stops_the_run_in_one_line(full_disk, point):
 
 
 @pytest.mark.parametrize("point", list(POINTS))
-def test_a_full_disk_corrupts_nothing_and_serves_nothing(full_disk, point):
+def test_a_full_disk_corrupts_nothing_and_serves_nothing_new(full_disk, point):
     run = full_disk["runs"][point]
     assert run["lock_free"]
     assert run["integrity"] == "ok"
-    assert run["served"] == []  # no version, and no staging folder left beside them
+    # No new version, and no staging folder left beside the versions.
+    assert run["served"] == (["1"] if point == "push" else [])
+
+
+def test_the_version_served_before_the_failed_push_is_untouched(full_disk):
+    push = full_disk["runs"]["push"]
+    assert "saved_model.pb" in push["served_before"]
+    assert push["served_after"] == push["served_before"]
+    assert full_disk["served_1"] == push["served_before"]  # and after the next push
 
 
 def test_each_fill_landed_where_it_was_meant_to(full_disk):
@@ -192,14 +217,9 @@ def test_the_same_command_completes_once_space_returns(full_disk):
     assert full_disk["integrity"] == "ok"
     output = full_disk["output"]
     summary = json.loads((output / "summary.json").read_text())
-    assert summary["pushed_path"] == str(output / "serving" / MODEL / "1")
-    assert full_disk["served"] == [".last_version", "1"]
-    pushed = output / "serving" / MODEL / "1"
-    copies = sorted((output / "pipeline" / "Pusher" / "pushed_model").iterdir(),
-                    key=lambda p: int(p.name))
-
-    def files(root: Path) -> dict[str, int]:
-        return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*")
-                if p.is_file()}
-
-    assert files(pushed) == files(copies[-1]) and "saved_model.pb" in files(pushed)
+    assert summary["pushed_path"] == str(output / "serving" / MODEL / "2")
+    assert full_disk["served"] == [".last_version", "1", "2"]
+    copies = (output / "pipeline" / "Pusher" / "pushed_model").iterdir()
+    pushed = _files(output / "serving" / MODEL / "2")
+    assert pushed == _files(max(copies, key=lambda p: int(p.name)))
+    assert "saved_model.pb" in pushed
