@@ -110,12 +110,8 @@ class _Summary:
         return {"run": self.run}
 
 
-def test_a_summary_the_disk_cannot_take_leaves_the_last_one_whole(tmp_path, monkeypatch):
-    from pipeline.local.runner import write_summary
-
-    path = tmp_path / "summary.json"
-    write_summary(path, _Summary("first"))
-    last = path.read_bytes()
+def _write_half(monkeypatch) -> None:
+    """Path.write_text writes the first 5 characters, then finds the disk full."""
     real_write_text = Path.write_text
 
     def write_half(self, text, *args, **kwargs):
@@ -123,7 +119,27 @@ def test_a_summary_the_disk_cannot_take_leaves_the_last_one_whole(tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
     monkeypatch.setattr(Path, "write_text", write_half)
+
+
+def test_a_summary_the_disk_cannot_take_leaves_the_last_one_whole(tmp_path, monkeypatch):
+    from pipeline.local.runner import write_summary
+
+    path = tmp_path / "summary.json"
+    write_summary(path, _Summary("first"))
+    last = path.read_bytes()
+    _write_half(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         write_summary(path, _Summary("second"))
     assert path.read_bytes() == last and b'"first"' in last
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_a_run_record_the_disk_cannot_take_leaves_the_last_one_whole(tmp_path, monkeypatch):
+    from pipeline.local.new_data import DataState, read_last_run, record_run
+
+    record_run(tmp_path, DataState(data="/data", latest_span=1))
+    _write_half(monkeypatch)
+    with pytest.raises(OSError, match="No space left"):
+        record_run(tmp_path, DataState(data="/data", latest_span=2))
+    assert read_last_run(tmp_path).latest_span == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_run.json"]
