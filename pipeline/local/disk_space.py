@@ -43,14 +43,18 @@ def is_disk_full(error: BaseException) -> bool:
 
 def full_folder(error: BaseException, output: Path) -> Path:
     """The folder to free: `output`, unless the chain names a file that lies outside it (e.g. a
-    temporary folder on another disk), then that file's folder."""
+    temporary folder on another disk), then the nearest folder of that file's that still exists
+    (a step's temporary folder is removed as it fails)."""
     root = output.resolve()
     for link in _chain(error):
         name = getattr(link, "filename", None) if isinstance(link, OSError) else None
         if isinstance(name, str | Path) and str(name):
             path = Path(name).resolve()
             if path != root and root not in path.parents:
-                return path.parent
+                folder = path.parent
+                while not folder.is_dir():
+                    folder = folder.parent
+                return folder
     return output
 
 
