@@ -79,18 +79,19 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
     except OSError:  # the log's last lines did not fit (a full disk): the failure comes first
         if failure is None:
             raise
-    progress.finish(failed=failure is not None)
+    stopped_in = progress.finish(failed=failure is not None)
     threshold = config.gate.accuracy_threshold
     try:
         summary = read_run_summary(layout.metadata_path, config.pipeline_name, threshold)
     except LookupError:
         summary = None
     if failure is not None:
-        states = summary.components if summary else {}
-        # A step the disk stopped may stay "running": ML Metadata could not record its failure.
-        failed = ([name for name, state in states.items() if state == "failed"]
-                  or [name for name, state in states.items() if state == "running"])
-        where = f"component {failed[0]}" if failed else "the pipeline"
+        failed = [name for name, state in (summary.components if summary else {}).items()
+                  if state == "failed"]
+        # The step the log saw start and not finish first: on a full disk, ML Metadata may
+        # have recorded nothing of this run.
+        name = stopped_in or (failed[0] if failed else None)
+        where = f"component {name}" if name else "the pipeline"
         if is_disk_full(failure):  # no report: it could not be written either
             raise disk_full_error(failure, layout.root, f"in {where}") from None
     report = ""
