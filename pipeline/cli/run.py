@@ -81,6 +81,7 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
 def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_validation: str,
         if_new_data: bool, no_report: bool, weights: str, **options) -> None:
     """Ingest, validate, train, evaluate and push, on this machine."""
+    from pipeline.local.disk_space import disk_full_error, is_disk_full
     from pipeline.local.interrupt import as_stopped, stop_on_signals
     from pipeline.local.layout import OutputLayout
     from pipeline.local.lock import output_lock
@@ -154,3 +155,8 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
             record_run(output_dir, state)
     except KeyboardInterrupt as interrupt:  # Ctrl-C, SIGTERM, SIGHUP: the CLI prints one line
         raise as_stopped(interrupt) from None
+    except Exception as error:  # a disk that filled outside a step (the lock, the summary)
+        if isinstance(error, UserError) or not is_disk_full(error):
+            raise
+        raise disk_full_error(error, output_dir, "while imgpipe run wrote its own files"
+                              ) from None

@@ -96,5 +96,9 @@ def record_run(output: Path, state: DataState) -> None:
               "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     path = OutputLayout(output).last_run_path
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except BaseException:  # a full disk: the last record stays whole, and nothing is left
+        partial.unlink(missing_ok=True)
+        raise

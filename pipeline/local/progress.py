@@ -134,10 +134,12 @@ class ProgressHandler(logging.Handler):
             self._quarters = quarters
             self._write(f"  ingested {done}/{self._total} images")
 
-    def finish(self, failed: bool) -> None:
-        """Closes the component still open when the run stops (a failed component logs no end)."""
-        if self._component is not None:
+    def finish(self, failed: bool) -> str | None:
+        """Closes the component still open when the run stops (a failed component logs no end);
+        returns its id, or None when none was open."""
+        component, self._component = self._component, None
+        if component is not None:
             seconds = self._clock() - self._started
             state = "failed" if failed else "stopped"
-            self._write(f"{self._component}: {state} after {seconds:.1f} s")
-            self._component = None
+            self._write(f"{component}: {state} after {seconds:.1f} s")
+        return component

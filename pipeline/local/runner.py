@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pipeline.errors import UserError
+from pipeline.local.disk_space import disk_full_error, is_disk_full
 from pipeline.local.layout import OutputLayout
 from pipeline.local.logs import stderr_to
 
@@ -43,6 +45,17 @@ def write_run_report(layout: OutputLayout, summary: RunSummary, stamp: str,
             return f"not written ({type(error).__name__}: {error}); see {log_path}"
 
 
+def write_summary(path: Path, summary: RunSummary) -> None:
+    """Writes summary.json in one atomic step: a full disk leaves the last one whole."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
 def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report: bool = True,
                       *, echo: Callable[[str], None], terminal: TextIO
                       ) -> tuple[RunSummary, str]:
@@ -56,28 +69,38 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
     echo(f"running the pipeline (full log: {log_path})")
     failure = None
     progress = ProgressHandler(terminal)
-    with stderr_to(log_path, progress):
-        try:
-            run_local(config, layout.metadata_path)
-        except Exception as error:  # noqa: BLE001  (reported below, with its component)
-            logging.exception("pipeline failed")
-            failure = error
-    progress.finish(failed=failure is not None)
+    try:
+        with stderr_to(log_path, progress):
+            try:
+                run_local(config, layout.metadata_path)
+            except Exception as error:  # noqa: BLE001  (reported below, with its component)
+                logging.exception("pipeline failed")
+                failure = error
+    except OSError:  # the log's last lines did not fit (a full disk): the failure comes first
+        if failure is None:
+            raise
+    stopped_in = progress.finish(failed=failure is not None)
     threshold = config.gate.accuracy_threshold
     try:
         summary = read_run_summary(layout.metadata_path, config.pipeline_name, threshold)
     except LookupError:
         summary = None
+    if failure is not None:
+        failed = [name for name, state in (summary.components if summary else {}).items()
+                  if state == "failed"]
+        # The step the log saw start and not finish first: on a full disk, ML Metadata may
+        # have recorded nothing of this run.
+        name = stopped_in or (failed[0] if failed else None)
+        where = f"component {name}" if name else "the pipeline"
+        if is_disk_full(failure):  # no report: it could not be written either
+            raise disk_full_error(failure, layout.root, f"in {where}") from None
     report = ""
     if with_report:
         report = write_run_report(layout, summary, stamp, log_path) if summary else "not written"
     if failure is not None:
-        failed = [name for name, state in (summary.components if summary else {}).items()
-                  if state == "failed"]
-        where = f"component {failed[0]}" if failed else "the pipeline"
         message = str(failure).strip().splitlines()
         raise UserError(f"{where} failed: {type(failure).__name__}: "
                         f"{message[-1] if message else ''}; full log: {log_path}"
                         + (f"; report: {report}" if report else ""))
-    layout.summary_path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    write_summary(layout.summary_path, summary)
     return summary, report

@@ -71,8 +71,8 @@ def test_a_failed_component_is_closed_with_its_time(echo):
     stream, clock, handler = echo
     absl_logging.info("Component %s is running.", "Trainer")
     clock.now += 3.0
-    handler.finish(failed=True)
-    handler.finish(failed=True)  # nothing open any more
+    assert handler.finish(failed=True) == "Trainer"
+    assert handler.finish(failed=True) is None  # nothing open any more
     assert stream.getvalue().splitlines() == ["Trainer: running", "Trainer: failed after 3.0 s"]
 
 

@@ -234,6 +234,29 @@ def test_write_report_keeps_each_runs_page_and_the_latest_as_report_html(tmp_pat
     assert calls == [(tmp_path, "shapes", 8), (tmp_path, "shapes", 64)]
 
 
+def test_a_disk_that_fills_while_the_report_is_copied_leaves_the_last_one_whole(
+        tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    from pipeline.results.report import collect as collect_module
+    from pipeline.results.report import write_report
+
+    monkeypatch.setattr(collect_module, "collect", lambda *args: _full_data())
+    last = write_report(tmp_path, "shapes", stamp="20261123-100000").read_bytes()
+
+    def copy_half(src, dst):
+        with open(src, "rb") as source, open(dst, "wb") as target:
+            target.write(source.read()[:100])
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", copy_half)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(tmp_path, "shapes", stamp="20261123-110000")
+    assert (tmp_path / "report.html").read_bytes() == last
+    assert not list(tmp_path.glob(".*partial"))
+
+
 DEVICES = "1 GPU: mixed_float16, XLA on, default strategy"
 
 

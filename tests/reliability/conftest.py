@@ -8,6 +8,7 @@ that need a process of their own (a user without read rights, a kill, a lock hel
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,43 @@ class Imgpipe:
             cwd: Path | None = None) -> CliResult:
         """Runs `imgpipe ARGS` to its end."""
         return self.finish(self.start(*args, prefix=prefix, cwd=cwd), timeout)
+
+
+@contextlib.contextmanager
+def tmpfs_mounts(root: Path) -> Iterator[Callable[..., Path]]:
+    """`mount(name, size="1m", options="")`: a tmpfs mounted at root/name; all unmounted on
+    exit. Mounting needs root, which CI has: without it the test fails, it does not skip."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests mount tmpfs file systems, which needs root (CI runs as root)",
+                    pytrace=False)
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "1m", options: str = "") -> Path:
+        point = root / name
+        point.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(filter(None, [
+            f"size={size}", options])), "tmpfs", str(point)], check=True, timeout=30)
+        mounted.append(point)
+        return point
+
+    try:
+        yield mount
+    finally:
+        for point in reversed(mounted):
+            subprocess.run(["umount", "-l", str(point)], check=False, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def tmpfs_under() -> Callable[[Path], contextlib.AbstractContextManager[Callable[..., Path]]]:
+    """`with tmpfs_under(root) as mount:`, for fixtures that keep a mount beyond one test."""
+    return tmpfs_mounts
+
+
+@pytest.fixture
+def tmpfs(tmp_path) -> Iterator[Callable[..., Path]]:
+    """`tmpfs(name, size="1m", options="")`: a tmpfs mounted at tmp_path/name, unmounted after."""
+    with tmpfs_mounts(tmp_path) as mount:
+        yield mount
 
 
 @pytest.fixture(scope="session")

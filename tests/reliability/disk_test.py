@@ -1,38 +1,16 @@
 """Output folders that cannot take a run: a read-only mount, a full disk. Refused up front, in
 one line, before anything is written. Real mounts (tmpfs), which CI can make: it runs as root.
+A disk that fills while a run works is `disk_full_run_test.py`.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Callable, Iterator
+import errno
 from pathlib import Path
 
 import pytest
 
 BASE_ARGS = ("--weights", "none", "--image-size", "75", "--epochs", "1")
-
-
-@pytest.fixture
-def tmpfs(tmp_path) -> Iterator[Callable[..., Path]]:
-    """`tmpfs(name, size="1m", options="")`: a tmpfs mounted at tmp_path/name, unmounted after."""
-    if os.geteuid() != 0:
-        pytest.fail("these tests mount tmpfs file systems, which needs root (CI runs as root)",
-                    pytrace=False)
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str = "1m", options: str = "") -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(filter(None, [
-            f"size={size}", options])), "tmpfs", str(point)], check=True, timeout=30)
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False, timeout=30)
 
 
 def _fill(folder: Path) -> None:
@@ -71,3 +49,18 @@ def test_an_output_on_a_full_disk_is_refused_up_front(cli, tmpfs, tmp_path, writ
                ).assert_one_line_error("cannot be written")
     assert "no space left on device" in line
     assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+def test_a_disk_that_fills_outside_the_steps_is_one_line(cli, tmp_path, write_classes):
+    # The run's own files (its summary, last_run.json) are written after the steps: a disk
+    # that fills there is told as one full disk, not a traceback.
+    data, output = write_classes(tmp_path / "data"), tmp_path / "out"
+
+    def pipeline(config, layout, **_):
+        raise OSError(errno.ENOSPC, "No space left on device", str(layout.summary_path))
+
+    line = cli("run", "--data", str(data), "--output", str(output), *BASE_ARGS,
+               on_pipeline=pipeline).assert_one_line_error("no space left on device")
+    assert line == (f"imgpipe: error: no space left on device in {output} (while imgpipe run "
+                    "wrote its own files); free space there and run the same command again: "
+                    "the steps that finished are kept, and it reuses them")

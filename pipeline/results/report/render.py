@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -256,5 +257,12 @@ def write_report(output_dir: Path, pipeline_name: str, summary: RunSummary | Non
     archived.parent.mkdir(parents=True, exist_ok=True)
     archived.write_text(page, encoding="utf-8")
     latest = layout.report_path
-    shutil.copyfile(archived, latest)
+    # Copied beside it and renamed over it: a disk that fills midway leaves the last one whole.
+    partial = latest.with_name(f".{latest.name}.partial")
+    try:
+        shutil.copyfile(archived, partial)
+        os.replace(partial, latest)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return latest
