@@ -379,7 +379,6 @@ def _artifact(store: dict, run_of: str, task: str, key: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.opt_in  # 11 task processes, each importing TFX: `make test-opt-in`, not CI
 def test_the_kubeflow_package_runs_here_to_a_pushed_model(tmp_path):
     package, root = _compile_for_run_local(tmp_path, "kubeflow")
     states, output = _run_local(package)  # --backend kfp, from the .yaml

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import io
 import os
@@ -17,9 +18,11 @@ import queue
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -325,3 +328,60 @@ def start_serve() -> Callable[..., Served]:
     """`start_serve(base, model, log, *flags)`: `imgpipe serve` (the console script, default
     host, free ports) on BASE's numbered versions, once it listens."""
     return _start_serve
+
+
+class RunRecord:
+    """What a run of `imgpipe run` left in its output folder, read as the stop and full-disk
+    tests check it: its log, ML Metadata's executions, the lock, SQLite's integrity."""
+
+    TIMEOUT_SECONDS = 600
+
+    @staticmethod
+    def wait_for_log(process: subprocess.Popen, output: Path, marker: str) -> None:
+        """Returns once `marker` is in the run's latest log; fails if the run ends first."""
+        deadline = time.monotonic() + RunRecord.TIMEOUT_SECONDS
+        while True:
+            assert process.poll() is None, f"the run ended before {marker!r}"
+            assert time.monotonic() < deadline, f"{marker!r} never appeared in the run's log"
+            logs = sorted((output / "logs").glob("run-*.log")) if (output / "logs").is_dir() else []
+            if logs and marker in logs[-1].read_text(errors="replace"):
+                return
+            time.sleep(0.05)
+
+    @staticmethod
+    def executions(metadata: Path, model: str) -> dict[str, list[str]]:
+        """Component id -> the states of its executions, oldest first, read with ML Metadata."""
+        from pipeline.results.metadata import STATE_NAMES, open_store
+
+        store = open_store(metadata)
+        states: dict[str, list[str]] = {}
+        for execution in sorted(store.get_executions(), key=lambda e: e.id):
+            nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
+                     if c.name.startswith(f"{model}.")]
+            if nodes:
+                states.setdefault(nodes[0][len(model) + 1:], []).append(
+                    STATE_NAMES.get(execution.last_known_state, "unknown"))
+        return states
+
+    @staticmethod
+    def integrity(metadata: Path) -> str:
+        """SQLite's `PRAGMA integrity_check` of ML Metadata's file ("ok" when intact)."""
+        with sqlite3.connect(f"{metadata.as_uri()}?mode=ro", uri=True) as connection:
+            return connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+    @staticmethod
+    def lock_is_free(output: Path) -> bool:
+        """True when no process holds the output folder's run lock."""
+        fd = os.open(output / ".imgpipe.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+
+@pytest.fixture(scope="session")
+def run_record() -> type[RunRecord]:
+    return RunRecord

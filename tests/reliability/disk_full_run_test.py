@@ -18,12 +18,9 @@ that finished; the last one pushes version 2 beside the untouched version 1.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import shutil
-import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -78,59 +75,18 @@ def _files(root: Path) -> dict[str, int]:
             if p.is_file()}
 
 
-def _executions(metadata: Path) -> dict[str, list[str]]:
-    """Component id -> the states of its executions, oldest first, read with ML Metadata."""
-    from pipeline.results.metadata import STATE_NAMES, open_store
-
-    store = open_store(metadata)
-    states: dict[str, list[str]] = {}
-    for execution in sorted(store.get_executions(), key=lambda e: e.id):
-        nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
-                 if c.name.startswith(f"{MODEL}.")]
-        if nodes:
-            states.setdefault(nodes[0][len(MODEL) + 1:], []).append(
-                STATE_NAMES.get(execution.last_known_state, "unknown"))
-    return states
-
-
-def _integrity(metadata: Path) -> str:
-    with sqlite3.connect(f"{metadata.as_uri()}?mode=ro", uri=True) as connection:
-        return connection.execute("PRAGMA integrity_check").fetchone()[0]
-
-
-def _lock_is_free(output: Path) -> bool:
-    fd = os.open(output / ".imgpipe.lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _wait_for_log(process, output: Path, marker: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while True:
-        assert process.poll() is None, f"the run ended before {marker!r}"
-        assert time.monotonic() < deadline, f"{marker!r} never appeared in the run's log"
-        logs = sorted((output / "logs").glob("run-*.log")) if (output / "logs").is_dir() else []
-        if logs and marker in logs[-1].read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-
-
 def _served(output: Path) -> list[str]:
     """Every entry of the model's base path: versions, and anything a push left."""
     base = output / "serving" / MODEL
     return sorted(os.listdir(base)) if base.is_dir() else []
 
 
-def _fill_during(imgpipe, tree_state, args, disk: Path, output: Path, point: str) -> dict:
+def _fill_during(imgpipe, run_record, tree_state, args, disk: Path, output: Path,
+                 point: str) -> dict:
     """Starts a run, fills the disk at `point`'s marker; what the run did and left."""
     marker, _ = POINTS[point]
     process = imgpipe.start(*args)
-    _wait_for_log(process, output, marker)
+    run_record.wait_for_log(process, output, marker)
     leave, served_before, version_1 = 0, None, output / "serving" / MODEL / "1"
     if point == "push":
         model = _latest_model(output)
@@ -139,9 +95,10 @@ def _fill_during(imgpipe, tree_state, args, disk: Path, output: Path, point: str
         leave = int(1.5 * sum(_files(model).values()))
     filler = _fill(disk, leave)
     result = imgpipe.finish(process, timeout=TIMEOUT_SECONDS)
-    left = {"result": result, "lock_free": _lock_is_free(output), "left_room": leave,
-            "integrity": _integrity(output / "metadata.sqlite"), "served": _served(output),
-            "executions": _executions(output / "metadata.sqlite"),
+    metadata = output / "metadata.sqlite"
+    left = {"result": result, "lock_free": run_record.lock_is_free(output), "left_room": leave,
+            "integrity": run_record.integrity(metadata), "served": _served(output),
+            "executions": run_record.executions(metadata, MODEL),
             "served_before": served_before,
             "served_after": tree_state(version_1) if served_before else None}
     filler.unlink()  # space returns
@@ -149,7 +106,7 @@ def _fill_during(imgpipe, tree_state, args, disk: Path, output: Path, point: str
 
 
 @pytest.fixture(scope="module")
-def full_disk(tmp_path_factory, imgpipe, tmpfs_under, tree_state):
+def full_disk(tmp_path_factory, imgpipe, run_record, tmpfs_under, tree_state):
     root = tmp_path_factory.mktemp("full_disk")
     data = root / "data"
     write_sample_data(data, ("circle", "cross"), 20, 75, 0)
@@ -157,12 +114,13 @@ def full_disk(tmp_path_factory, imgpipe, tmpfs_under, tree_state):
         disk = mount("disk", size="512m")
         output = disk / "out"
         args = ("run", "--data", str(data), "--output", str(output), *RUN_ARGS)
-        runs = {point: _fill_during(imgpipe, tree_state, args, disk, output, point)
+        runs = {point: _fill_during(imgpipe, run_record, tree_state, args, disk, output, point)
                 for point in POINTS}
         final = imgpipe.run(*args, timeout=TIMEOUT_SECONDS)
+        metadata = output / "metadata.sqlite"
         yield {"output": output, "runs": runs, "final": final,
-               "executions": _executions(output / "metadata.sqlite"),
-               "integrity": _integrity(output / "metadata.sqlite"), "served": _served(output),
+               "executions": run_record.executions(metadata, MODEL),
+               "integrity": run_record.integrity(metadata), "served": _served(output),
                "served_1": tree_state(output / "serving" / MODEL / "1")}
 
 

@@ -16,7 +16,6 @@ check with every stopped run's history in it. A kill inside the push itself is `
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -40,32 +39,6 @@ STOP_SECONDS = 60  # generous for two busy cores; the measured times are in the 
 pytestmark = pytest.mark.slow
 
 
-def _executions(metadata: Path) -> dict[str, list[str]]:
-    """Component id -> the states of its executions, oldest first, read with ML Metadata."""
-    from pipeline.results.metadata import STATE_NAMES, open_store
-
-    store = open_store(metadata)
-    states: dict[str, list[str]] = {}
-    for execution in sorted(store.get_executions(), key=lambda e: e.id):
-        nodes = [c.name for c in store.get_contexts_by_execution(execution.id)
-                 if c.name.startswith(f"{MODEL}.")]
-        if nodes:
-            states.setdefault(nodes[0][len(MODEL) + 1:], []).append(
-                STATE_NAMES.get(execution.last_known_state, "unknown"))
-    return states
-
-
-def _wait_for_log(process, output: Path, marker: str) -> None:
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while True:
-        assert process.poll() is None, f"the run ended before {marker!r}"
-        assert time.monotonic() < deadline, f"{marker!r} never appeared in the run's log"
-        logs = sorted((output / "logs").glob("run-*.log")) if (output / "logs").is_dir() else []
-        if logs and marker in logs[-1].read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -74,50 +47,42 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _lock_is_free(output: Path) -> bool:
-    fd = os.open(output / ".imgpipe.lock", os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-def _stop(imgpipe, args, output: Path, marker: str, signum: int, whole_group: bool) -> dict:
+def _stop(imgpipe, run_record, args, output: Path, marker: str, signum: int,
+          whole_group: bool) -> dict:
     """Starts a run, signals it once `marker` is logged; what it did and left."""
     process = imgpipe.start(*args)
-    _wait_for_log(process, output, marker)
+    run_record.wait_for_log(process, output, marker)
     sent = time.monotonic()
     (os.killpg if whole_group else os.kill)(process.pid, signum)
     result = imgpipe.finish(process, timeout=STOP_SECONDS)
     seconds = time.monotonic() - sent
     time.sleep(0.5)  # a child that outlived its parent would still be in the group now
     return {"result": result, "seconds": seconds, "group_alive": _group_alive(process.pid),
-            "lock_free": _lock_is_free(output), "executions": _executions(
-                output / "metadata.sqlite"), "versions": sorted(
+            "lock_free": run_record.lock_is_free(output), "executions": run_record.executions(
+                output / "metadata.sqlite", MODEL), "versions": sorted(
                 p.name for p in (output / "serving" / MODEL).glob("*"))
             if (output / "serving" / MODEL).is_dir() else []}
 
 
 @pytest.fixture(scope="module")
-def stops(tmp_path_factory, imgpipe):
+def stops(tmp_path_factory, imgpipe, run_record):
     root = tmp_path_factory.mktemp("stops")
     data, output = root / "data", root / "out"
     write_sample_data(data, ("circle", "cross"), 20, 75, 0)
     args = ("run", "--data", str(data), "--output", str(output), *RUN_ARGS)
     runs = {
-        "ingest": _stop(imgpipe, args, output, "Component ImageExampleGen is running.",
-                        signal.SIGTERM, whole_group=False),
-        "training": _stop(imgpipe, args, output, TRAINING_STARTED, signal.SIGKILL,
+        "ingest": _stop(imgpipe, run_record, args, output,
+                        "Component ImageExampleGen is running.", signal.SIGTERM,
+                        whole_group=False),
+        "training": _stop(imgpipe, run_record, args, output, TRAINING_STARTED, signal.SIGKILL,
                           whole_group=True),
-        "load check": _stop(imgpipe, args, output, "Component ModelLoadCheck is running.",
-                            signal.SIGINT, whole_group=True),
+        "load check": _stop(imgpipe, run_record, args, output,
+                            "Component ModelLoadCheck is running.", signal.SIGINT,
+                            whole_group=True),
     }
     final = imgpipe.run(*args, timeout=TIMEOUT_SECONDS)
     return {"output": output, "runs": runs, "final": final,
-            "executions": _executions(output / "metadata.sqlite")}
+            "executions": run_record.executions(output / "metadata.sqlite", MODEL)}
 
 
 @pytest.mark.parametrize("point,code,name", [("ingest", 143, "SIGTERM"),
@@ -170,10 +135,10 @@ def test_each_run_reused_what_had_finished_and_the_last_pushes(stops):
     assert (stops["output"] / "serving" / MODEL / "1" / "saved_model.pb").is_file()
 
 
-def test_ml_metadata_is_intact_with_every_stopped_run_in_it(stops):
+def test_ml_metadata_is_intact_with_every_stopped_run_in_it(stops, run_record):
     metadata = stops["output"] / "metadata.sqlite"
+    assert run_record.integrity(metadata) == "ok"
     with sqlite3.connect(f"{metadata.as_uri()}?mode=ro", uri=True) as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         runs = connection.execute(
             "SELECT COUNT(*) FROM Context c JOIN Type t ON c.type_id = t.id "
             "WHERE t.name = 'pipeline_run'").fetchone()[0]
