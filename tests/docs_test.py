@@ -38,3 +38,42 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def _figure(path: str, pattern: str) -> int:
+    match = re.search(pattern, (ROOT / path).read_text("utf-8"), flags=re.M | re.S)
+    assert match, (path, pattern)
+    return int(match.group(1))
+
+
+def test_the_readmes_reliability_figures_are_the_tests():
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    section = readme.split("## Reliability, in figures", 1)[1].split("\n## ", 1)[0]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--collect-only",
+         str(ROOT / "tests" / "reliability" / "bad_input_test.py")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT).stdout.splitlines()
+    # Every collected case is a refusal but the two that check coverage and a pass-through.
+    refusals = [line for line in collected if "::" in line
+                and "every_bounded_flag_is_covered" not in line
+                and "lets_the_right_file_through" not in line]
+    stop_source = (ROOT / "tests" / "reliability" / "stop_run_test.py").read_text("utf-8")
+    stops = len(re.findall(r'^        "[a-z ]+": _stop\(', stop_source, flags=re.M))
+    points = re.search(r"^POINTS = \{(.*?)\}$", (ROOT / "tests" / "reliability" /
+                                                 "disk_full_run_test.py").read_text("utf-8"),
+                       flags=re.M | re.S)
+    fills = len(re.findall(r'"\w+": \(', points.group(1)))
+    expected = {
+        "kinds of bad input": len(refusals),
+        "stops of a run": stops,
+        "disks filling": fills,
+        "`kill -9`s during pushes": _figure("tests/reliability/crash_push_test.py",
+                                            r"^KILLS = (\d+)$"),
+        "gRPC clients": _figure("tests/reliability/serving_load_test.py", r"^CLIENTS = (\d+)$"),
+    }
+    found = {what: int(re.search(rf"(\d+) {re.escape(what)}", section).group(1))
+             for what in expected}
+    assert found == expected
