@@ -1,0 +1,183 @@
+"""The audit on plain arrays: exact and near duplicates, train-eval leaks, suspected mislabels.
+
+`run_audit` takes each image's file name (relative to the data folder), split, label, byte
+digest, perceptual hash and base features, and returns the findings in `audit.json`'s shape.
+Two images are near copies when their features' cosine similarity is at least
+`near_similarity`, or at least `hash_similarity` with perceptual hashes at most `hash_distance`
+bits apart: the hash confirms a pair the features alone leave in doubt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from components.data_audit import mislabels, neighbours
+
+TRAIN, EVAL = "train", "eval"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditSettings:
+    """Thresholds of the audit (cosine similarities in [-1, 1], hash distances in bits)."""
+
+    near_similarity: float = 0.95
+    hash_similarity: float = 0.90
+    hash_distance: int = 10
+    neighbours: int = 10  # candidates searched per image
+    folds: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.hash_similarity <= self.near_similarity <= 1.0:
+            raise ValueError("need -1 <= hash_similarity <= near_similarity <= 1, got "
+                             f"{self.hash_similarity} and {self.near_similarity}")
+        if self.hash_distance < 0 or self.neighbours < 1 or self.folds < 2:
+            raise ValueError("need hash_distance >= 0, neighbours >= 1 and folds >= 2")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditImages:
+    """Every image's record, row i of each field describing the same image.
+
+    `hashes` is [N, 8] uint8 (`hashing.perceptual_hash`), or None to judge on features alone.
+    """
+
+    files: Sequence[str]
+    splits: Sequence[str]
+    labels: np.ndarray
+    digests: Sequence[str]
+    features: np.ndarray
+    hashes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.files), len(self.splits), len(self.labels), len(self.digests),
+                 len(self.features)} | ({len(self.hashes)} if self.hashes is not None else set())
+        if len(sizes) != 1:
+            raise ValueError(f"the audit's fields differ in length: {sorted(sizes)}")
+
+
+def _hash_distances(hashes: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.unpackbits(np.bitwise_xor(hashes[left], hashes[right]), axis=1).sum(axis=1)
+
+
+def _accepted(images: AuditImages, settings: AuditSettings, left: np.ndarray,
+              right: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """Which candidate pairs are near copies: features alone, or features and hash together."""
+    accept = similarity >= settings.near_similarity
+    if images.hashes is not None and len(left):
+        close = _hash_distances(images.hashes, left, right) <= settings.hash_distance
+        accept |= close & (similarity >= settings.hash_similarity)
+    return accept
+
+
+def near_pairs(images: AuditImages, unit: np.ndarray, settings: AuditSettings
+               ) -> list[tuple[int, int, float]]:
+    """Pairs (i < j) of near copies with their cosine similarity; exact copies count as 1.0."""
+    candidates = neighbours.similar_pairs(unit, settings.neighbours, settings.hash_similarity)
+    pairs = {}
+    if candidates:
+        left, right, sims = (np.array(c) for c in zip(*candidates, strict=True))
+        for i, j, s in zip(*(a[_accepted(images, settings, left, right, sims)]
+                             for a in (left, right, sims)), strict=True):
+            pairs[(int(i), int(j))] = float(s)
+    by_digest = defaultdict(list)
+    for index, digest in enumerate(images.digests):
+        by_digest[digest].append(index)
+    for members in by_digest.values():
+        for other in members[1:]:
+            pairs[(members[0], other)] = 1.0
+    return [(i, j, s) for (i, j), s in sorted(pairs.items())]
+
+
+def duplicate_groups(images: AuditImages, pairs: list[tuple[int, int, float]]
+                     ) -> list[dict[str, Any]]:
+    """Connected groups of copies: kind 'exact' when all bytes agree, the weakest link's
+    similarity; the largest groups first."""
+    parent = list(range(len(images.files)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    weakest: dict[int, float] = {}
+    for i, j, _ in pairs:
+        parent[root(i)] = root(j)
+    for i, _, s in pairs:
+        r = root(i)
+        weakest[r] = min(weakest.get(r, 1.0), s)
+    members = defaultdict(list)
+    for i in {i for pair in pairs for i in pair[:2]}:
+        members[root(i)].append(i)
+    groups = []
+    for r, rows in members.items():
+        exact = len({images.digests[i] for i in rows}) == 1
+        groups.append({"files": sorted(images.files[i] for i in rows),
+                       "kind": "exact" if exact else "near",
+                       "similarity": 1.0 if exact else round(weakest[r], 4)})
+    return sorted(groups, key=lambda g: (-len(g["files"]), g["files"]))
+
+
+def find_leaks(images: AuditImages, unit: np.ndarray, settings: AuditSettings
+               ) -> list[dict[str, Any]]:
+    """Each eval image with a near or exact copy in train, with its closest such copy."""
+    splits = np.asarray(images.splits)
+    train, evaluation = np.flatnonzero(splits == TRAIN), np.flatnonzero(splits == EVAL)
+    if not len(train) or not len(evaluation):
+        return []
+    train_by_digest = {}
+    for i in train:
+        train_by_digest.setdefault(images.digests[i], int(i))
+    sims, found = neighbours.search(neighbours.build_index(unit[train], settings.seed),
+                                    unit[evaluation], settings.neighbours)
+    leaks = []
+    for row, e in enumerate(evaluation):
+        copy = train_by_digest.get(images.digests[e])
+        if copy is not None:
+            leaks.append((int(e), copy, 1.0))
+            continue
+        valid = found[row] >= 0
+        candidates = train[found[row][valid]]
+        accept = _accepted(images, settings, np.full(len(candidates), e), candidates,
+                           sims[row][valid])
+        if accept.any():
+            best = int(np.argmax(np.where(accept, sims[row][valid], -np.inf)))
+            leaks.append((int(e), int(candidates[best]), float(sims[row][valid][best])))
+    return [{"eval_file": images.files[e], "train_file": images.files[t],
+             "similarity": round(min(s, 1.0), 4)}
+            for e, t, s in sorted(leaks, key=lambda x: (-x[2], images.files[x[0]]))]
+
+
+def find_mislabels(images: AuditImages, unit: np.ndarray, class_names: Sequence[str],
+                   settings: AuditSettings) -> list[dict[str, Any]]:
+    """Suspected mislabels over both splits, most suspect first; none when a class has fewer
+    than two images (no fold could hold it out)."""
+    labels = np.asarray(images.labels, np.int64)
+    folds = mislabels.usable_folds(labels, settings.folds)
+    if not folds:
+        return []
+    probabilities = mislabels.out_of_fold_probabilities(unit, labels, len(class_names), folds,
+                                                        settings.seed)
+    return [{"file": images.files[s.index], "given": class_names[s.given],
+             "suggested": class_names[s.suggested], "score": s.score}
+            for s in mislabels.find_suspects(probabilities, labels)]
+
+
+def run_audit(images: AuditImages, class_names: Sequence[str],
+              settings: AuditSettings | None = None) -> dict[str, Any]:
+    """The audit's findings, in `audit.json`'s shape, with the image counts per split."""
+    settings = settings or AuditSettings()
+    unit = neighbours.normalized(images.features)
+    splits = list(images.splits)
+    return {
+        "images": {TRAIN: splits.count(TRAIN), EVAL: splits.count(EVAL)},
+        "duplicates": duplicate_groups(images, near_pairs(images, unit, settings)),
+        "leaks": find_leaks(images, unit, settings),
+        "suspected_mislabels": find_mislabels(images, unit, class_names, settings),
+    }
