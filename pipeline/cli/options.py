@@ -195,10 +195,17 @@ PIPELINE_OPTIONS = [
                  type=click.FloatRange(0.0, 1.0, min_open=True),
                  help="Largest change of any class's share against the previous span "
                       "(L-infinity) before the push is stopped."),
+    click.option("--no-audit", is_flag=True,
+                 help="Skip the data audit (duplicates, eval images leaked into train, suspected "
+                      "mislabels; OUTPUT/audit.json), and so the --max-leakage check."),
+    click.option("--max-leakage", default=0.05, show_default=True,
+                 type=click.FloatRange(0.0, 1.0),
+                 help="Largest share of eval images with a copy in train (found by the audit) "
+                      "before the push is stopped: a leaked eval set overstates accuracy."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
                          "eval_percent", "max_quarantined", "max_pixels", "max_request_images",
-                         "max_class_drift")
+                         "max_class_drift", "no_audit", "max_leakage")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -233,6 +240,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
     from components.image_example_gen.settings import IngestSettings
     from pipeline.config import (
         DEFAULT_BEAM_ARGS,
+        AuditConfig,
         DataCheckConfig,
         GateConfig,
         PipelineConfig,
@@ -253,6 +261,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         ingest=IngestSettings(max_pixels=options["max_pixels"],
                               max_quarantined_fraction=options["max_quarantined"]),
         data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
+        audit=AuditConfig(enabled=not options["no_audit"], max_leakage=options["max_leakage"]),
         serving=ServingLimits(max_rows=options["max_request_images"]),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -80,4 +81,8 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
                         f"{message[-1] if message else ''}; full log: {log_path}"
                         + (f"; report: {report}" if report else ""))
     layout.summary_path.write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    if summary.audit:
+        shutil.copyfile(summary.audit["findings"], layout.audit_path)
+    elif layout.audit_path.exists():  # --no-audit: no stale findings beside this run's summary
+        layout.audit_path.unlink()
     return summary, report
