@@ -4,16 +4,17 @@ from tfx.components import InfraValidator
 from tfx.proto import infra_validator_pb2
 from tfx.utils import proto_utils
 
-from pipeline.config import PipelineConfig, PushConfig
+from pipeline.config import AuditConfig, PipelineConfig, PushConfig
 from pipeline.pipeline import create_pipeline
 from trainer.hparams import HParams
 
 
-def _config(**push) -> PipelineConfig:
+def _config(audit: AuditConfig | None = None, **push) -> PipelineConfig:
     return PipelineConfig(
         pipeline_name="shapes", pipeline_root="/tmp/root", data_root="/tmp/data",
         serving_model_dir="/tmp/serving/shapes",
-        hparams=HParams(class_names=("a", "b"), weights="none"), push=PushConfig(**push))
+        hparams=HParams(class_names=("a", "b"), weights="none"), push=PushConfig(**push),
+        audit=audit or AuditConfig())
 
 
 def _by_id(pipeline) -> dict:
@@ -24,8 +25,8 @@ def test_components_and_the_curated_schema_everywhere():
     components = _by_id(create_pipeline(_config()))
     assert sorted(components) == sorted([
         "ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema", "ExampleValidator",
-        "DataGate", "Transform", "latest_blessed_model_resolver", "Trainer", "Evaluator",
-        "ModelLoadCheck", "Pusher"])
+        "DataAudit", "DataGate", "Transform", "latest_blessed_model_resolver", "Trainer",
+        "Evaluator", "ModelLoadCheck", "Pusher"])
     curated = components["CurateSchema"].outputs["schema"]
     for name in ("ExampleValidator", "Transform", "Trainer"):
         assert components[name].inputs["schema"] is curated, name
@@ -33,6 +34,16 @@ def test_components_and_the_curated_schema_everywhere():
     assert pusher["data_verdict"] is components["DataGate"].outputs["verdict"]
     assert pusher["infra_blessing"] is components["ModelLoadCheck"].outputs["blessing"]
     assert pusher["model_blessing"] is components["Evaluator"].outputs["blessing"]
+
+
+def test_the_audit_feeds_the_data_gate_and_no_audit_leaves_it_out():
+    components = _by_id(create_pipeline(_config(audit=AuditConfig(max_leakage=0.1))))
+    audit, gate = components["DataAudit"], components["DataGate"]
+    assert audit.inputs["examples"] is components["ImageExampleGen"].outputs["examples"]
+    assert gate.inputs["audit"] is audit.outputs["findings"]
+    assert gate.exec_properties["max_leakage"] == 0.1
+    without = _by_id(create_pipeline(_config(audit=AuditConfig(enabled=False))))
+    assert "DataAudit" not in without and "audit" not in without["DataGate"].inputs
 
 
 def test_docker_option_uses_tfx_infra_validator_with_tf_serving():
