@@ -191,3 +191,18 @@ def test_perceptual_hash_is_close_for_copies_and_far_for_other_pictures():
 def test_perceptual_hash_refuses_bytes_that_are_no_image():
     with pytest.raises(ValueError, match="does not decode"):
         hashing.perceptual_hash(b"not an image")
+
+
+def test_wide_features_are_reduced_before_the_classifier_and_flips_still_found():
+    rng = np.random.default_rng(8)
+    width = mislabels.COMPONENTS * 2
+    centres = rng.normal(size=(len(CLASSES), width))
+    labels = rng.integers(0, len(CLASSES), 400)
+    features = (centres[labels] + rng.normal(scale=1.5, size=(400, width))).astype(np.float32)
+    flipped = rng.choice(400, 12, replace=False)
+    given = labels.copy()
+    given[flipped] = (labels[flipped] + 1) % len(CLASSES)
+    found = run_audit(_images(features, given, ["train"] * 400), CLASSES)
+    top = {s["file"] for s in found["suspected_mislabels"][:24]}
+    files = [f"{CLASSES[label]}/img{i:04d}.jpg" for i, label in enumerate(given)]
+    assert len(top & {files[i] for i in flipped}) >= 0.7 * 12 + 2
