@@ -75,14 +75,15 @@ def measure(images: int) -> dict[str, Any]:
     start = time.perf_counter()
     features = np.asarray(data.features, np.float32)
     unit = audit.neighbours.normalized(features - features.mean(axis=0))
-    pairs = audit.near_pairs(data, unit, settings)
+    space = audit.neighbours.search_space(unit, settings.seed)
+    pairs = audit.near_pairs(data, unit, settings, space)
     groups = audit.duplicate_groups(data, pairs)
     times["duplicates_seconds"] = time.perf_counter() - start
     mark = time.perf_counter()
-    found_leaks = audit.find_leaks(data, unit, settings)
+    found_leaks = audit.find_leaks(data, unit, settings, space)
     times["leaks_seconds"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    suspects = audit.find_mislabels(data, unit, names, settings)
+    suspects, _ = audit.find_mislabels(data, unit, names, settings)
     times["mislabels_seconds"] = time.perf_counter() - mark
     times["total_seconds"] = time.perf_counter() - start
     found = {(leak["eval_file"], leak["train_file"]) for leak in found_leaks}

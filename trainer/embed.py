@@ -4,12 +4,16 @@ The same base, weights, cut layer and input convention as the Trainer's model (f
 `HParams`), images decoded and resized as Transform does, and the cut layer's output averaged
 over its positions: a vector per image (768 values for InceptionV3's `mixed7`) that a small
 shift barely moves, whatever pooling the head uses. The audit runs before Transform and the
-Trainer, so it computes these itself; the DataAudit executor loads `make_embedder` by its name
-in `trainer.contract.EMBED_FN`, as TFX loads `run_fn`, so components never import Keras models.
+Trainer, so it computes these itself, and decides an `auto` input scaling (a compiled
+pipeline's, with a weights file) as the Trainer does, by `trainer.scaling.resolve`, from its
+first images. The DataAudit executor loads `make_embedder` by its name in
+`trainer.contract.EMBED_FN`, as TFX loads `run_fn`, so components never import Keras models.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,11 +22,25 @@ import tensorflow as tf
 
 from trainer import model as model_lib
 from trainer import scaling, tracing
+from trainer.bases import build_application
 from trainer.contract import DEFAULT_MAX_PIXELS
 from trainer.hparams import HParams
 from trainer.transform import decode_and_resize
 
-BATCH_SIZE = 32
+DETECTION_BATCH = scaling.DETECTION_IMAGES  # images per forward pass; the first decides `auto`
+
+
+def resolved(hp: HParams, sample: np.ndarray) -> HParams:
+    """`hp` with `auto` input scaling decided from `sample` (uint8 [N, S, S, 3]), or as is."""
+    if hp.input_scaling != scaling.AUTO:
+        return hp
+    resolution = scaling.resolve(
+        hp.input_scaling, hp.base_spec.convention, hp.weights,
+        lambda: build_application(hp.base_spec, hp.image_size, hp.weights, hp.weights_sha256),
+        lambda: sample)
+    logging.info("data audit input scaling: %s", resolution.describe())
+    return dataclasses.replace(hp, input_scaling=resolution.convention,
+                               input_scaling_source=resolution.source)
 
 
 def build_extractor(hp: HParams) -> tf.keras.Model:
@@ -45,21 +63,25 @@ def make_embedder(hparams_config: dict[str, Any], max_pixels: int = DEFAULT_MAX_
     quarantines those, so its examples never hold any).
     """
     hp = HParams.from_config(hparams_config)
-    extractor = build_extractor(hp)
     size = hp.image_size
     decode = tf.function(
         lambda batch: tf.map_fn(lambda b: decode_and_resize(b, size, max_pixels), batch,
                                 fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8)),
         input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-    extract = tf.function(lambda x: tf.cast(extractor(x, training=False), tf.float32),
-                          input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
-                          autograph=False)
+    built: list = []  # the extractor, built at the first images (`auto` may need them)
+
+    def extract(images: tf.Tensor) -> np.ndarray:
+        if not built:
+            extractor = build_extractor(resolved(hp, images.numpy()))
+            built.append(tf.function(
+                lambda x: tf.cast(extractor(x, training=False), tf.float32),
+                input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
+                autograph=False))
+        return built[0](images).numpy()
 
     def embed(image_bytes: Sequence[bytes]) -> np.ndarray:
-        out = [np.zeros((0, int(extractor.output.shape[-1])), np.float32)]
-        for start in range(0, len(image_bytes), BATCH_SIZE):
-            batch = tf.constant(list(image_bytes[start:start + BATCH_SIZE]), tf.string)
-            out.append(extract(decode(batch)).numpy())
-        return np.concatenate(out)
+        out = [extract(decode(tf.constant(list(image_bytes[start:start + DETECTION_BATCH]))))
+               for start in range(0, len(image_bytes), DETECTION_BATCH)]
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     return embed

@@ -2,12 +2,14 @@
 
 `run_audit` takes each image's file name (relative to the data folder), split, label, byte
 digest, perceptual hash and base features, and returns the findings in `audit.json`'s shape.
-Two images are near copies when their features' cosine similarity is at least
-`near_similarity`, or at least `hash_similarity` with perceptual hashes at most `hash_distance`
-bits apart: the hash confirms a pair the features alone leave in doubt. Similarities are taken
+Two images are near copies when their features' cosine similarity is at least `hash_similarity`
+with perceptual hashes at most `hash_distance` bits apart, or at least `near_similarity` with
+hashes at most `loose_hash_distance` apart (unrelated pictures differ in about 32 of 64 bits).
+Each signal checks the other: a weak base (random weights) puts some unrelated pictures above
+0.95, and simple pictures (the sample shapes) can share much of a hash. Similarities are taken
 after the features' mean over all images is subtracted: ReLU features share a large positive
-component that otherwise makes any two images look alike (cosine above 0.9 for unrelated
-pictures through a MobileNetV2).
+component that otherwise makes any two images look alike (a random MobileNetV2's do).
+Without hashes (`AuditImages.hashes` None) features alone decide, at `near_similarity`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ TRAIN, EVAL = "train", "eval"
 class AuditSettings:
     """Thresholds of the audit (cosine similarities in [-1, 1], hash distances in bits)."""
 
-    near_similarity: float = 0.97
+    near_similarity: float = 0.95
     hash_similarity: float = 0.80
     hash_distance: int = 10
+    loose_hash_distance: int = 16
     neighbours: int = 10  # candidates searched per image
     folds: int = 5
     seed: int = 0
@@ -39,8 +42,10 @@ class AuditSettings:
         if not -1.0 <= self.hash_similarity <= self.near_similarity <= 1.0:
             raise ValueError("need -1 <= hash_similarity <= near_similarity <= 1, got "
                              f"{self.hash_similarity} and {self.near_similarity}")
-        if self.hash_distance < 0 or self.neighbours < 1 or self.folds < 2:
-            raise ValueError("need hash_distance >= 0, neighbours >= 1 and folds >= 2")
+        if not 0 <= self.hash_distance <= self.loose_hash_distance:
+            raise ValueError("need 0 <= hash_distance <= loose_hash_distance")
+        if self.neighbours < 1 or self.folds < 2:
+            raise ValueError("need neighbours >= 1 and folds >= 2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,18 +75,20 @@ def _hash_distances(hashes: np.ndarray, left: np.ndarray, right: np.ndarray) -> 
 
 def _accepted(images: AuditImages, settings: AuditSettings, left: np.ndarray,
               right: np.ndarray, similarity: np.ndarray) -> np.ndarray:
-    """Which candidate pairs are near copies: features alone, or features and hash together."""
-    accept = similarity >= settings.near_similarity
-    if images.hashes is not None and len(left):
-        close = _hash_distances(images.hashes, left, right) <= settings.hash_distance
-        accept |= close & (similarity >= settings.hash_similarity)
-    return accept
+    """Which candidate pairs are near copies (features alone when there are no hashes)."""
+    if images.hashes is None or not len(left):
+        return similarity >= settings.near_similarity
+    distance = _hash_distances(images.hashes, left, right)
+    return (((distance <= settings.hash_distance) & (similarity >= settings.hash_similarity))
+            | ((distance <= settings.loose_hash_distance)
+               & (similarity >= settings.near_similarity)))
 
 
-def near_pairs(images: AuditImages, unit: np.ndarray, settings: AuditSettings
-               ) -> list[tuple[int, int, float]]:
+def near_pairs(images: AuditImages, unit: np.ndarray, settings: AuditSettings,
+               space: np.ndarray | None = None) -> list[tuple[int, int, float]]:
     """Pairs (i < j) of near copies with their cosine similarity; exact copies count as 1.0."""
-    candidates = neighbours.similar_pairs(unit, settings.neighbours, settings.hash_similarity)
+    candidates = neighbours.similar_pairs(unit, settings.neighbours, settings.hash_similarity,
+                                          space, settings.seed)
     pairs = {}
     if candidates:
         left, right, sims = (np.array(c) for c in zip(*candidates, strict=True))
@@ -127,8 +134,8 @@ def duplicate_groups(images: AuditImages, pairs: list[tuple[int, int, float]]
     return sorted(groups, key=lambda g: (-len(g["files"]), g["files"]))
 
 
-def find_leaks(images: AuditImages, unit: np.ndarray, settings: AuditSettings
-               ) -> list[dict[str, Any]]:
+def find_leaks(images: AuditImages, unit: np.ndarray, settings: AuditSettings,
+               space: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Each eval image with a near or exact copy in train, with its closest such copy."""
     splits = np.asarray(images.splits)
     train, evaluation = np.flatnonzero(splits == TRAIN), np.flatnonzero(splits == EVAL)
@@ -137,51 +144,67 @@ def find_leaks(images: AuditImages, unit: np.ndarray, settings: AuditSettings
     train_by_digest = {}
     for i in train:
         train_by_digest.setdefault(images.digests[i], int(i))
-    sims, found = neighbours.search(neighbours.build_index(unit[train], settings.seed),
-                                    unit[evaluation], settings.neighbours)
-    leaks = []
-    for row, e in enumerate(evaluation):
+    space = unit if space is None else space
+    found = neighbours.candidates(space[train], space[evaluation], settings.neighbours,
+                                  settings.seed)
+    rows = np.repeat(np.arange(len(evaluation)), found.shape[1])
+    cols = found.ravel()
+    valid = cols >= 0
+    left, right = evaluation[rows[valid]], train[cols[valid]]
+    sims = neighbours.cosines(unit, left, right)
+    accept = _accepted(images, settings, left, right, sims)
+    best: dict[int, tuple[int, float]] = {}
+    for e, t, sim in zip(left[accept].tolist(), right[accept].tolist(), sims[accept].tolist(),
+                         strict=True):
+        if e not in best or sim > best[e][1]:
+            best[e] = (t, sim)
+    for e in evaluation.tolist():  # byte-exact copies whatever the search found
         copy = train_by_digest.get(images.digests[e])
         if copy is not None:
-            leaks.append((int(e), copy, 1.0))
-            continue
-        valid = found[row] >= 0
-        candidates = train[found[row][valid]]
-        accept = _accepted(images, settings, np.full(len(candidates), e), candidates,
-                           sims[row][valid])
-        if accept.any():
-            best = int(np.argmax(np.where(accept, sims[row][valid], -np.inf)))
-            leaks.append((int(e), int(candidates[best]), float(sims[row][valid][best])))
+            best[e] = (copy, 1.0)
+    leaks = [(e, t, s) for e, (t, s) in best.items()]
     return [{"eval_file": images.files[e], "train_file": images.files[t],
              "similarity": round(min(s, 1.0), 4)}
             for e, t, s in sorted(leaks, key=lambda x: (-x[2], images.files[x[0]]))]
 
 
 def find_mislabels(images: AuditImages, unit: np.ndarray, class_names: Sequence[str],
-                   settings: AuditSettings) -> list[dict[str, Any]]:
-    """Suspected mislabels over both splits, most suspect first; none when a class has fewer
-    than two images (no fold could hold it out)."""
+                   settings: AuditSettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Suspected mislabels over both splits, most suspect first, and how far the classifier
+    behind them can be trusted. None when a class has fewer than two images (no fold could
+    hold it out) or the classifier is barely better than chance (`mislabels.judged`)."""
     labels = np.asarray(images.labels, np.int64)
     folds = mislabels.usable_folds(labels, settings.folds)
     if not folds:
-        return []
+        return [], {"judged": False, "why": "a class has fewer than two images"}
     probabilities = mislabels.out_of_fold_probabilities(unit, labels, len(class_names), folds,
                                                         settings.seed)
+    accuracy, chance = mislabels.skill(probabilities, labels)
+    check = {"judged": mislabels.judged(accuracy, chance), "folds": folds,
+             "out_of_fold_accuracy": round(accuracy, 4), "chance_accuracy": round(chance, 4)}
+    if not check["judged"]:
+        check["why"] = ("the base's features barely tell the classes apart: a classifier on them "
+                        "is not far enough above chance for its doubts to mean anything")
+        return [], check
     return [{"file": images.files[s.index], "given": class_names[s.given],
              "suggested": class_names[s.suggested], "score": s.score}
-            for s in mislabels.find_suspects(probabilities, labels)]
+            for s in mislabels.find_suspects(probabilities, labels)], check
 
 
 def run_audit(images: AuditImages, class_names: Sequence[str],
               settings: AuditSettings | None = None) -> dict[str, Any]:
-    """The audit's findings, in `audit.json`'s shape, with the image counts per split."""
+    """The audit's findings, in `audit.json`'s shape, with the image counts per split and
+    `mislabel_check` (whether labels were judged, and the classifier's accuracy)."""
     settings = settings or AuditSettings()
     features = np.asarray(images.features, np.float32)
     unit = neighbours.normalized(features - features.mean(axis=0) if len(features) else features)
+    space = neighbours.search_space(unit, settings.seed)
     splits = list(images.splits)
+    suspects, check = find_mislabels(images, unit, class_names, settings)
     return {
         "images": {TRAIN: splits.count(TRAIN), EVAL: splits.count(EVAL)},
-        "duplicates": duplicate_groups(images, near_pairs(images, unit, settings)),
-        "leaks": find_leaks(images, unit, settings),
-        "suspected_mislabels": find_mislabels(images, unit, class_names, settings),
+        "duplicates": duplicate_groups(images, near_pairs(images, unit, settings, space)),
+        "leaks": find_leaks(images, unit, settings, space),
+        "suspected_mislabels": suspects,
+        "mislabel_check": check,
     }

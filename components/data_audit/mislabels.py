@@ -22,6 +22,21 @@ from sklearn.model_selection import StratifiedKFold
 MAX_ITERATIONS = 200
 COMPONENTS = 128  # features reduced to this many principal components for the classifier
 OWNED = 0.5
+# Labels are judged only when the out-of-fold classifier gets at least this far from always
+# answering the largest class towards perfect: on features that do not tell the classes apart
+# (a random base) every image looks mislabeled.
+MIN_SKILL = 0.25
+
+
+def skill(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(out-of-fold accuracy, accuracy of always answering the largest class)."""
+    accuracy = float((probabilities.argmax(axis=1) == labels).mean())
+    return accuracy, float(np.bincount(labels).max() / len(labels))
+
+
+def judged(accuracy: float, chance: float) -> bool:
+    """Whether the classifier is good enough for its doubts to mean anything (MIN_SKILL)."""
+    return accuracy >= chance + MIN_SKILL * (1.0 - chance)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Nearest neighbours by cosine similarity with faiss: exact up to `EXACT_MAX` vectors, then an
-inverted-file index, so a search over 100k images stays a matter of seconds, not an N^2 loop."""
+inverted-file index (sqrt(N) lists, k-means trained on a sample) searched in the features' first
+`SEARCH_DIMS` principal components, so a search over 100k images stays far from an N^2 loop.
+Candidates only are found there; their similarities are then computed on the full features."""
 
 from __future__ import annotations
 
@@ -7,9 +9,12 @@ import math
 
 import faiss
 import numpy as np
+from sklearn.decomposition import PCA
 
 EXACT_MAX = 20_000  # up to this many indexed vectors a flat (exact) search is fast enough
-PROBES = 16  # inverted lists searched per query: near copies share a list, this is generous
+PROBES = 8  # inverted lists searched per query: a near copy shares its source's list or a neighbour
+SEARCH_DIMS = 128  # above EXACT_MAX, candidates are searched in this many principal components
+TRAIN_PER_LIST = 64  # k-means sample per list: enough to place the centroids, far below N
 
 
 def normalized(features: np.ndarray) -> np.ndarray:
@@ -20,15 +25,15 @@ def normalized(features: np.ndarray) -> np.ndarray:
 
 
 def build_index(vectors: np.ndarray, seed: int = 0) -> faiss.Index:
-    """An inner-product index over unit `vectors`: flat when few, IVF of 4*sqrt(N) lists if many."""
+    """An inner-product index over unit `vectors`: flat when few, IVF of sqrt(N) lists if many."""
     count, dim = vectors.shape
     if count <= EXACT_MAX:
         index = faiss.IndexFlatIP(dim)
     else:
-        # faiss wants about 39 training points per list
-        lists = min(int(4 * math.sqrt(count)), count // 39)
+        lists = int(math.sqrt(count))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
+        index.cp.max_points_per_centroid = TRAIN_PER_LIST
         index.train(vectors)
         index.nprobe = PROBES
     index.add(vectors)
@@ -41,19 +46,45 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> tuple[np.ndarray,
     return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
-def similar_pairs(vectors: np.ndarray, k: int, min_similarity: float
-                  ) -> list[tuple[int, int, float]]:
-    """Pairs (i < j) among `vectors` (unit rows) with cosine >= `min_similarity`, each once,
-    found among each vector's k nearest."""
-    if len(vectors) < 2:
+def search_space(unit: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Where candidates are searched: `unit` itself up to EXACT_MAX rows, above it the rows'
+    first SEARCH_DIMS principal components (renormalized), a sixth of the work at 768 values."""
+    if len(unit) <= EXACT_MAX or unit.shape[1] <= SEARCH_DIMS:
+        return unit
+    reduced = PCA(SEARCH_DIMS, svd_solver="randomized", random_state=seed).fit_transform(unit)
+    return normalized(reduced)
+
+
+def candidates(index_space: np.ndarray, query_space: np.ndarray, k: int, seed: int = 0
+               ) -> np.ndarray:
+    """[Q, k] indices into `index_space` of each query's k nearest there (-1 where fewer)."""
+    if not len(index_space) or not len(query_space):
+        return np.full((len(query_space), 0), -1, np.int64)
+    return search(build_index(index_space, seed), query_space, k)[1]
+
+
+def cosines(unit: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The exact cosine of each pair (left[i], right[i]) of unit rows."""
+    return np.einsum("ij,ij->i", unit[left], unit[right])
+
+
+def similar_pairs(unit: np.ndarray, k: int, min_similarity: float, space: np.ndarray | None = None,
+                  seed: int = 0) -> list[tuple[int, int, float]]:
+    """Pairs (i < j) of `unit` rows with cosine >= `min_similarity`, each once, among each row's
+    k nearest in `space` (default: `unit` itself)."""
+    if len(unit) < 2:
         return []
-    similarities, neighbours = search(build_index(vectors), vectors, k + 1)
-    rows = np.repeat(np.arange(len(vectors)), similarities.shape[1])
-    cols, sims = neighbours.ravel(), similarities.ravel()
-    keep = (cols >= 0) & (cols != rows) & (sims >= min_similarity)
-    low = np.minimum(rows[keep], cols[keep])
-    high = np.maximum(rows[keep], cols[keep])
-    pairs: dict[tuple[int, int], float] = {}
-    for i, j, sim in zip(low.tolist(), high.tolist(), sims[keep].tolist(), strict=True):
-        pairs[(i, j)] = max(pairs.get((i, j), -1.0), sim)
-    return [(i, j, s) for (i, j), s in sorted(pairs.items())]
+    found = candidates(unit if space is None else space, unit if space is None else space,
+                       k + 1, seed)
+    rows = np.repeat(np.arange(len(unit)), found.shape[1])
+    cols = found.ravel()
+    valid = (cols >= 0) & (cols != rows)
+    low = np.minimum(rows[valid], cols[valid])
+    high = np.maximum(rows[valid], cols[valid])
+    pairs = np.unique(np.stack([low, high], axis=1), axis=0)
+    if not len(pairs):
+        return []
+    sims = cosines(unit, pairs[:, 0], pairs[:, 1])
+    keep = sims >= min_similarity
+    return [(int(i), int(j), float(s))
+            for (i, j), s in zip(pairs[keep].tolist(), sims[keep].tolist(), strict=True)]

@@ -100,6 +100,7 @@ def test_clean_data_raises_few_alarms():
     features, labels = _clean(500, seed=7)
     found = run_audit(_images(features, labels, ["train"] * 400 + ["eval"] * 100), CLASSES)
     assert found["leaks"] == [] and found["duplicates"] == []
+    assert found["mislabel_check"]["judged"]
     assert len(found["suspected_mislabels"]) <= 10  # 2% of the images
 
 
@@ -146,16 +147,22 @@ def test_fields_of_different_lengths_are_refused():
         AuditImages(["a"], ["train", "eval"], np.zeros(1), ["d"], np.zeros((1, 4)))
 
 
-def test_the_inverted_index_finds_copies_among_many():
+def test_the_inverted_index_in_principal_components_finds_copies_among_many():
     rng = np.random.default_rng(0)
-    vectors = neighbours.normalized(rng.normal(size=(neighbours.EXACT_MAX + 500, 32)))
-    vectors[-50:] = neighbours.normalized(vectors[:50] + rng.normal(scale=0.02, size=(50, 32)))
-    index = neighbours.build_index(vectors)
-    assert index.ntotal == len(vectors) and hasattr(index, "nprobe")
-    sims, found = neighbours.search(index, vectors[-50:], 2)
-    # Each copy finds itself and its source.
-    assert sum(set(row) == {i, len(vectors) - 50 + i} for i, row in enumerate(found)) >= 48
-    assert (sims[:, 1] > 0.9).all()
+    width = neighbours.SEARCH_DIMS + 32
+    vectors = neighbours.normalized(rng.normal(size=(neighbours.EXACT_MAX + 500, width)))
+    vectors[-50:] = neighbours.normalized(vectors[:50] + rng.normal(scale=0.02,
+                                                                    size=(50, width)))
+    space = neighbours.search_space(vectors)
+    assert space.shape == (len(vectors), neighbours.SEARCH_DIMS)
+    assert hasattr(neighbours.build_index(space), "nprobe")  # the inverted-file index
+    pairs = neighbours.similar_pairs(vectors, 2, 0.9, space)
+    # Each planted copy is found with its source, its similarity the exact one, nothing else.
+    planted = {(i, len(vectors) - 50 + i) for i in range(50)}
+    assert len({(i, j) for i, j, _ in pairs} & planted) >= 48
+    assert len(pairs) <= 52
+    for i, j, sim in pairs:
+        assert sim == pytest.approx(float(vectors[i] @ vectors[j]), abs=1e-5)
 
 
 def _encoded(pixels: np.ndarray, fmt: str = "PNG", **options) -> bytes:
@@ -206,3 +213,15 @@ def test_wide_features_are_reduced_before_the_classifier_and_flips_still_found()
     top = {s["file"] for s in found["suspected_mislabels"][:24]}
     files = [f"{CLASSES[label]}/img{i:04d}.jpg" for i, label in enumerate(given)]
     assert len(top & {files[i] for i in flipped}) >= 0.7 * 12 + 2
+
+
+def test_features_that_do_not_tell_the_classes_apart_judge_no_label():
+    rng = np.random.default_rng(9)
+    features = rng.normal(size=(300, DIM)).astype(np.float32)  # no class in them
+    labels = rng.integers(0, len(CLASSES), 300)
+    found = run_audit(_images(features, labels, ["train"] * 300), CLASSES)
+    check = found["mislabel_check"]
+    assert found["suspected_mislabels"] == [] and not check["judged"]
+    assert check["out_of_fold_accuracy"] < check["chance_accuracy"] + mislabels.MIN_SKILL * (
+        1 - check["chance_accuracy"])
+    assert mislabels.judged(0.9, 0.5) and not mislabels.judged(0.6, 0.5)
