@@ -24,7 +24,7 @@ from trainer.bases import build_application, get_base_spec
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
-              "ExampleValidator", "DataGate", "Transform",
+              "ExampleValidator", "DataAudit", "DataGate", "Transform",
               "Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelLoadCheck", "Pusher"}
 MODEL = "shapes"
 
@@ -113,6 +113,20 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
     assert "skipped 1 system files" in result.stdout
     assert re.search(r"ingested from .*: 32 of 33 files, 0 quarantined, 1 system files skipped",
                      result.stdout)
+
+
+def test_the_data_audit_ran_on_every_image_and_its_findings_are_in_the_output(first_run):
+    root, result = first_run
+    audit = json.loads((root / "out" / "audit.json").read_text())
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert audit["images"] == {"train": summary["examples_per_split"]["train"],
+                               "eval": summary["examples_per_split"]["eval"]}
+    # The sample shapes hold no copies: nothing found, and nothing stopped the push for it.
+    assert audit["duplicates"] == [] and audit["leaks"] == []
+    assert summary["audit"]["leaked_eval_images"] == 0
+    assert summary["audit"]["suspected_mislabels"] == len(audit["suspected_mislabels"])
+    assert re.search(r"data audit: 0 duplicate group\(s\), 0 of \d+ eval images with a copy "
+                     r"in train \(0\.0%\), \d+ suspected mislabel", result.stdout), result.stdout
 
 
 def test_pushed_version_serves_one_probability_per_jpeg(first_run):
