@@ -61,6 +61,11 @@ def synthetic(images: int, seed: int = 0):
             leaks, {files[i] for i in flipped})
 
 
+def _peak_mb() -> float:
+    """This process's peak resident set so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure(images: int) -> dict[str, Any]:
     """One audit of `images` synthetic images, timed phase by phase."""
     import numpy as np
@@ -68,7 +73,7 @@ def measure(images: int) -> dict[str, Any]:
     from components.data_audit import audit
 
     data, leaks, flipped = synthetic(images)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _peak_mb()
     settings = audit.AuditSettings()
     names = [f"c{i}" for i in range(CLASSES)]
     times = {}
@@ -79,9 +84,11 @@ def measure(images: int) -> dict[str, Any]:
     pairs = audit.near_pairs(data, unit, settings, space)
     groups = audit.duplicate_groups(data, pairs)
     times["duplicates_seconds"] = time.perf_counter() - start
+    times["peak_rss_after_duplicates_mb"] = _peak_mb()
     mark = time.perf_counter()
     found_leaks = audit.find_leaks(data, unit, settings, space)
     times["leaks_seconds"] = time.perf_counter() - mark
+    times["peak_rss_after_leaks_mb"] = _peak_mb()
     mark = time.perf_counter()
     suspects, _ = audit.find_mislabels(data, unit, names, settings)
     times["mislabels_seconds"] = time.perf_counter() - mark
@@ -90,7 +97,7 @@ def measure(images: int) -> dict[str, Any]:
     top = {s["file"] for s in suspects[:2 * len(flipped)]}
     return {"images": images, "dim": DIM, **times,
             "features_mb": features.nbytes / 2**20,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": _peak_mb(),
             "rss_before_audit_mb": rss_before,
             "duplicate_groups": len(groups), "planted_leaks": len(leaks),
             "leaks_found": len(found & leaks), "false_leaks": len(found - leaks),
@@ -106,13 +113,14 @@ def markdown(result: dict[str, Any]) -> str:
              f"{m['faiss']}, cleanlab {m['cleanlab']}, scikit-learn {m['sklearn']}. Features "
              f"given ({DIM} values), {PLANTED_SHARE:.0%} of eval planted as copies, "
              f"{PLANTED_SHARE:.0%} of train labels flipped.", "",
-             "| images | duplicates s | leaks s | mislabels s | total s | peak RSS MB | "
-             "features MB | leaks found | flips in top 2x | suspected | load |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| images | duplicates s | leaks s | mislabels s | total s | RSS before MB | "
+             "peak RSS MB | features MB | leaks found | flips in top 2x | suspected | load |",
+             "|" + " ---: |" * 12]
     for r in result["runs"]:
         lines.append(
             f"| {r['images']:,} | {r['duplicates_seconds']:.2f} | {r['leaks_seconds']:.2f} | "
-            f"{r['mislabels_seconds']:.2f} | {r['total_seconds']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['mislabels_seconds']:.2f} | {r['total_seconds']:.2f} | "
+            f"{r['rss_before_audit_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
             f"{r['features_mb']:.0f} | {r['leaks_found']}/{r['planted_leaks']} "
             f"(+{r['false_leaks']}) | {r['flipped_in_top_2x']}/{r['flipped']} | "
             f"{r['suspected']} | {r['load_average_1min']:.1f} |")

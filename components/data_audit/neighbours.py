@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 EXACT_MAX = 20_000  # up to this many indexed vectors a flat (exact) search is fast enough
 PROBES = 8  # inverted lists searched per query: a near copy shares its source's list or a neighbour
 SEARCH_DIMS = 128  # above EXACT_MAX, candidates are searched in this many principal components
+PAIRS_AT_ONCE = 16_384
 TRAIN_PER_LIST = 64  # k-means sample per list: enough to place the centroids, far below N
 
 
@@ -64,8 +65,13 @@ def candidates(index_space: np.ndarray, query_space: np.ndarray, k: int, seed: i
 
 
 def cosines(unit: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The exact cosine of each pair (left[i], right[i]) of unit rows."""
-    return np.einsum("ij,ij->i", unit[left], unit[right])
+    """The exact cosine of each pair (left[i], right[i]) of unit rows, in chunks of
+    PAIRS_AT_ONCE so the gathered rows stay small (all at once: 2 GB for 100k images' pairs)."""
+    out = np.empty(len(left), np.float32)
+    for start in range(0, len(left), PAIRS_AT_ONCE):
+        part = slice(start, start + PAIRS_AT_ONCE)
+        out[part] = np.einsum("ij,ij->i", unit[left[part]], unit[right[part]])
+    return out
 
 
 def similar_pairs(unit: np.ndarray, k: int, min_similarity: float, space: np.ndarray | None = None,

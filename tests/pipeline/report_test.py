@@ -304,3 +304,12 @@ def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_h
     assert failed.training_lines() == [
         "feature check on 8 training images: failed: every feature is zero"]
     assert _summary().training_lines() == []  # runs before these were recorded
+
+
+def test_the_summary_counts_the_audits_findings_and_says_nothing_without_an_audit():
+    audit = {"duplicate_groups": 3, "leaked_eval_images": 2, "eval_images": 40,
+             "train_images": 160, "suspected_mislabels": 7, "findings": "/out/audit.json"}
+    lines = _summary(audit=audit).lines()
+    assert ("data audit: 3 duplicate group(s), 2 of 40 eval images with a copy in train (5.0%), "
+            "7 suspected mislabel(s) (details: audit.json)") in lines
+    assert not any(line.startswith("data audit") for line in _summary().lines())
