@@ -61,3 +61,21 @@ def test_docker_option_uses_tfx_infra_validator_with_tf_serving():
                                         infra_validator_pb2.RequestSpec())
     assert list(request.tensorflow_serving.signature_names) == ["from_examples"]
     assert request.split_name == "eval"
+
+
+def test_the_audit_flags_reach_the_config():
+    import click
+
+    from pipeline.cli.options import Destination, build_pipeline_config, pipeline_options
+
+    flags = click.command()(pipeline_options(lambda **_: None))
+    defaults = {p.name: p.get_default(click.Context(flags)) for p in flags.params}
+    destination = Destination("shapes", "/tmp/root", "/tmp/data", "/tmp/serving")
+    hparams = HParams(class_names=("a", "b"), weights="none")
+
+    def build(**options):
+        return build_pipeline_config(destination, hparams, {**defaults, **options},
+                                     spans=False, given_splits=False).audit
+
+    assert build() == AuditConfig(enabled=True, max_leakage=0.05)
+    assert build(no_audit=True, max_leakage=0.2) == AuditConfig(enabled=False, max_leakage=0.2)
