@@ -75,15 +75,19 @@ class AuditConfig:
 
     `max_leakage` is the largest share of eval images that may have a copy in train before
     DataGate fails the data (and so the push): each leaked image answers from memory, so the
-    eval accuracy is overstated by up to that share.
+    eval accuracy is overstated by up to that share. `drop_leaked_eval` instead evaluates on
+    the eval split without those images (DropLeakedEval), and leakage no longer stops the push.
     """
 
     enabled: bool = True
     max_leakage: float = 0.05
+    drop_leaked_eval: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_leakage <= 1.0:
             raise ValueError(f"max_leakage must be in [0, 1], got {self.max_leakage}")
+        if self.drop_leaked_eval and not self.enabled:
+            raise ValueError("drop_leaked_eval needs the audit, which finds the leaks")
 
 
 @dataclasses.dataclass(frozen=True)

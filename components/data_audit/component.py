@@ -4,7 +4,8 @@ It embeds every image once with the frozen base the Trainer will use (`trainer/e
 by name) and records its findings as an `AuditFindings` artifact: `audit.json` in its folder
 (the shape of issue 21: duplicates, leaks, suspected_mislabels, file names relative to the data
 folder) and the counts as custom properties. DataGate reads the leak count against
-`max_leakage`, so a leaked eval set stops the push.
+`max_leakage`, so a leaked eval set stops the push; or DropLeakedEval gives the Evaluator the
+eval split without the leaked images.
 """
 
 from __future__ import annotations
@@ -56,3 +57,25 @@ class DataAudit(base_component.BaseComponent):
             base=json.dumps(executor.base_config(hparams_config), sort_keys=True),
             embed_fn=embed_fn, max_pixels=max_pixels,
             findings=types.Channel(type=AuditFindings)))
+
+
+class DropLeakedEvalSpec(types.ComponentSpec):
+    """The ExampleGen's Examples and DataAudit's findings in, the eval split without leaks out."""
+
+    PARAMETERS = {}
+    INPUTS = {executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+              executor.FINDINGS_KEY: ChannelParameter(type=AuditFindings)}
+    OUTPUTS = {executor.EVAL_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
+
+
+class DropLeakedEval(base_component.BaseComponent):
+    """The eval split without the images copied from train, for the Evaluator to judge on."""
+
+    SPEC_CLASS = DropLeakedEvalSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.DropLeakedEvalExecutor)
+
+    def __init__(self, examples: types.BaseChannel, findings: types.BaseChannel) -> None:
+        """`examples`: the ExampleGen's; `findings`: DataAudit's, on those examples."""
+        super().__init__(spec=DropLeakedEvalSpec(
+            examples=examples, findings=findings,
+            eval_examples=types.Channel(type=standard_artifacts.Examples)))

@@ -14,7 +14,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components.data_audit import properties, records
+from components.data_audit import drop, properties, records
 from components.data_audit.audit import EVAL, TRAIN, run_audit
 from components.exec_properties import int_property
 from trainer.contract import DEFAULT_MAX_PIXELS, EMBED_FN
@@ -25,6 +25,10 @@ BASE_KEY = "base"  # JSON: the hyperparameters that decide the features (`base_c
 EMBED_FN_KEY = "embed_fn"
 MAX_PIXELS_KEY = "max_pixels"
 AUDIT_FILE = "audit.json"
+EVAL_EXAMPLES_KEY = "eval_examples"  # DropLeakedEval's output: the eval split, leaks dropped
+EVAL_SPLIT = "eval"
+# What TFX records about an Examples artifact's files, copied to the filtered one.
+EXAMPLES_FORMAT_PROPERTIES = ("payload_format", "file_format")
 # The hyperparameters that decide the features: a change of epochs or learning rate keeps the
 # audit cached, a change of base, weights, cut layer, image size or convention re-runs it.
 BASE_FIELDS = ("class_names", "image_size", "base", "weights", "weights_sha256", "cut_layer",
@@ -94,3 +98,27 @@ class Executor(base_executor.BaseExecutor):
         if unhashed:
             _LOG.warning("data audit: %d image(s) Pillow cannot read were compared by their "
                          "features alone", unhashed)
+
+
+class DropLeakedEvalExecutor(base_executor.BaseExecutor):
+    """Writes the eval split without the eval images DataAudit found copied from train."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
+           output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        """Reads audit.json's leaks; the output holds the eval split only."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+        findings = artifact_utils.get_single_instance(input_dict[FINDINGS_KEY])
+        output = artifact_utils.get_single_instance(output_dict[EVAL_EXAMPLES_KEY])
+        report = json.loads(io_utils.read_string_file(os.path.join(findings.uri, AUDIT_FILE)))
+        leaked = {leak["eval_file"] for leak in report["leaks"]}
+        kept, dropped = drop.keep_unleaked(
+            artifact_utils.get_split_uri([examples], EVAL_SPLIT),
+            os.path.join(output.uri, f"Split-{EVAL_SPLIT}"), leaked)
+        output.split_names = artifact_utils.encode_split_names([EVAL_SPLIT])
+        for key in EXAMPLES_FORMAT_PROPERTIES:
+            if examples.has_custom_property(key):
+                output.set_string_custom_property(key, examples.get_string_custom_property(key))
+        output.set_int_custom_property(properties.DROPPED_EVAL_IMAGES, dropped)
+        _LOG.info("evaluation on %d eval images; %d with a copy in train dropped", kept, dropped)

@@ -7,3 +7,4 @@ EVAL_IMAGES = "eval_images"  # eval images audited
 TRAIN_IMAGES = "train_images"
 SUSPECTED_MISLABELS = "suspected_mislabels"
 UNHASHED_IMAGES = "unhashed_images"  # images Pillow could not read: judged on features alone
+DROPPED_EVAL_IMAGES = "dropped_eval_images"  # DropLeakedEval: leaked eval images left out

@@ -85,8 +85,11 @@ class RunSummary:
             return []
         evaluated, leaked = audit[audit_props.EVAL_IMAGES], audit[audit_props.LEAKED_EVAL_IMAGES]
         share = f" ({leaked / evaluated:.1%})" if evaluated else ""
+        dropped = audit.get(audit_props.DROPPED_EVAL_IMAGES)
+        left_out = ("" if dropped is None else
+                    f", {dropped} left out of evaluation (--drop-leaked-eval)")
         return [f"data audit: {audit[audit_props.DUPLICATE_GROUPS]} duplicate group(s), "
-                f"{leaked} of {evaluated} eval images with a copy in train{share}, "
+                f"{leaked} of {evaluated} eval images with a copy in train{share}{left_out}, "
                 f"{audit[audit_props.SUSPECTED_MISLABELS]} suspected mislabel(s) "
                 f"(details: {AUDIT_FILE})"]
 
@@ -332,6 +335,9 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
                              audit_props.EVAL_IMAGES, audit_props.TRAIN_IMAGES,
                              audit_props.SUSPECTED_MISLABELS)}
         audit["findings"] = os.path.join(findings.uri, AUDIT_FILE)
+    for kept in outputs.get("DropLeakedEval", {}).get("eval_examples", []):
+        audit[audit_props.DROPPED_EVAL_IMAGES] = (
+            kept.custom_properties[audit_props.DROPPED_EVAL_IMAGES].int_value)
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run.run_id,

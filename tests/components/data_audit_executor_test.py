@@ -95,7 +95,27 @@ def audited(tmp_path_factory):
     tf.keras.utils.set_random_seed(1)  # the random base's weights
     executor.Executor().Do({"examples": [examples]}, {"findings": [findings]},
                            component.exec_properties)
-    return findings, json.loads((root / "findings" / executor.AUDIT_FILE).read_text()), leaks
+    report = json.loads((root / "findings" / executor.AUDIT_FILE).read_text())
+    return findings, report, leaks, examples
+
+
+def test_the_eval_split_without_leaks_holds_every_other_eval_image(audited, tmp_path):
+    findings, report, _, examples = audited
+    output = standard_artifacts.Examples()
+    output.uri = str(tmp_path / "eval_examples")
+    executor.DropLeakedEvalExecutor().Do(
+        {"examples": [examples], "findings": [findings]}, {"eval_examples": [output]}, {})
+    assert artifact_utils.decode_split_names(output.split_names) == ["eval"]
+    names = []
+    for record in tf.data.TFRecordDataset(
+            tf.io.gfile.glob(str(tmp_path / "eval_examples" / "Split-eval" / "*.gz")),
+            compression_type="GZIP"):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        names.append(feature["filename"].bytes_list.value[0].decode())
+    leaked = {leak["eval_file"] for leak in report["leaks"]}
+    assert len(leaked) >= 9 and not leaked & set(names)
+    assert len(names) == 30 - len(leaked) == len(set(names))
+    assert output.get_int_custom_property(properties.DROPPED_EVAL_IMAGES) == len(leaked)
 
 
 def tf_channel():
@@ -105,7 +125,7 @@ def tf_channel():
 
 
 def test_planted_leaks_are_found_with_their_source(audited):
-    findings, report, leaks = audited
+    findings, report, leaks, _ = audited
     found = {(leak["eval_file"], leak["train_file"]) for leak in report["leaks"]}
     assert len(found & leaks) >= 0.9 * len(leaks)
     assert len(found - leaks) <= 1
@@ -119,7 +139,7 @@ def test_planted_leaks_are_found_with_their_source(audited):
 
 
 def test_flipped_labels_are_suspected_first(audited):
-    _, report, _ = audited
+    _, report, _, _ = audited
     flipped = {f"{CLASSES[1 - i % 2]}/p{i:03d}.png" for i in FLIPPED}
     top = [s["file"] for s in report["suspected_mislabels"][:2 * len(flipped)]]
     assert len(set(top) & flipped) >= 0.7 * len(flipped)
@@ -127,7 +147,7 @@ def test_flipped_labels_are_suspected_first(audited):
 
 
 def test_the_report_has_the_issues_shape_with_names_relative_to_the_data(audited):
-    _, report, _ = audited
+    _, report, _, _ = audited
     assert set(report) == {"images", "duplicates", "leaks", "suspected_mislabels",
                            "mislabel_check"}
     assert report["mislabel_check"]["judged"]

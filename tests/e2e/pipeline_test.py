@@ -163,8 +163,10 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
     # the CLI's own PipelineConfig builder and run in this process. A learning rate of 0 keeps
     # the warm-started head as it was: the model answers exactly as the blessed one, so the gate
     # (no worse than it) blesses it, and the report tests below read a pushed run.
+    # It also evaluates on the eval split as DropLeakedEval rewrites it (no leaks in these
+    # shapes: every eval image kept), so the same accuracy says the Evaluator read all of it.
     summary, _ = run_pipeline(root / "data", root / "out", MODEL, weights=str(root / "unit.h5"),
-                              learning_rate=0.0)
+                              learning_rate=0.0, pipeline={"drop_leaked_eval": True})
     first = json.loads((root / "out" / "summary.json").read_text())
     assert summary.blessed and summary.eval_accuracy == pytest.approx(first["eval_accuracy"])
     runs = read_runs(root / "out" / "metadata.sqlite", MODEL)
@@ -172,6 +174,8 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
     states = runs[-1].states
     for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
         assert states[name] == "cached", name
+    assert states["DropLeakedEval"] == "complete"
+    assert summary.audit["dropped_eval_images"] == 0
     # The Trainer's inputs now include the blessed model, so it trains again, from that model.
     assert states["Trainer"] == "complete"
     record = _history(root, -1)

@@ -1,10 +1,12 @@
 """`create_pipeline` is pure: the components, how they are wired, and the Docker option."""
 
+import pytest
 from tfx.components import InfraValidator
 from tfx.proto import infra_validator_pb2
 from tfx.utils import proto_utils
 
 from pipeline.config import AuditConfig, PipelineConfig, PushConfig
+from pipeline.errors import UserError
 from pipeline.pipeline import create_pipeline
 from trainer.hparams import HParams
 
@@ -42,8 +44,21 @@ def test_the_audit_feeds_the_data_gate_and_no_audit_leaves_it_out():
     assert audit.inputs["examples"] is components["ImageExampleGen"].outputs["examples"]
     assert gate.inputs["audit"] is audit.outputs["findings"]
     assert gate.exec_properties["max_leakage"] == 0.1
+    assert components["Evaluator"].inputs["examples"] is (
+        components["ImageExampleGen"].outputs["examples"])
     without = _by_id(create_pipeline(_config(audit=AuditConfig(enabled=False))))
     assert "DataAudit" not in without and "audit" not in without["DataGate"].inputs
+
+
+def test_drop_leaked_eval_evaluates_without_the_leaks_instead_of_gating_on_them():
+    components = _by_id(create_pipeline(_config(audit=AuditConfig(drop_leaked_eval=True))))
+    drop = components["DropLeakedEval"]
+    assert drop.inputs["findings"] is components["DataAudit"].outputs["findings"]
+    assert components["Evaluator"].inputs["examples"] is drop.outputs["eval_examples"]
+    assert "audit" not in components["DataGate"].inputs
+    # The load check and the pusher's warmup still read the ExampleGen's eval images.
+    assert components["Pusher"].inputs["examples"] is (
+        components["ImageExampleGen"].outputs["examples"])
 
 
 def test_docker_option_uses_tfx_infra_validator_with_tf_serving():
@@ -79,3 +94,6 @@ def test_the_audit_flags_reach_the_config():
 
     assert build() == AuditConfig(enabled=True, max_leakage=0.05)
     assert build(no_audit=True, max_leakage=0.2) == AuditConfig(enabled=False, max_leakage=0.2)
+    assert build(drop_leaked_eval=True).drop_leaked_eval
+    with pytest.raises(UserError, match="--drop-leaked-eval needs the data audit"):
+        build(no_audit=True, drop_leaked_eval=True)

@@ -333,6 +333,9 @@ def test_the_summary_counts_the_audits_findings_and_says_nothing_without_an_audi
     assert ("data audit: 3 duplicate group(s), 2 of 40 eval images with a copy in train (5.0%), "
             "7 suspected mislabel(s) (details: audit.json)") in lines
     assert not any(line.startswith("data audit") for line in _summary().lines())
+    dropped = _summary(audit={**audit, "dropped_eval_images": 2}).lines()
+    assert any("with a copy in train (5.0%), 2 left out of evaluation (--drop-leaked-eval), 7 "
+               "suspected" in line for line in dropped)
 
 
 def test_the_audit_section_names_its_findings_and_reads_thumbnails_back_by_file_name(tmp_path):
