@@ -9,7 +9,10 @@ Each signal checks the other: a weak base (random weights) puts some unrelated p
 0.95, and simple pictures (the sample shapes) can share much of a hash. Similarities are taken
 after the features' mean over all images is subtracted: ReLU features share a large positive
 component that otherwise makes any two images look alike (a random MobileNetV2's do).
-Without hashes (`AuditImages.hashes` None) features alone decide, at `near_similarity`.
+Without hashes (`AuditImages.hashes` None) features alone decide, at `near_similarity`. With
+colour signatures, a pair must also differ by at most `colour_distance` (mean absolute
+difference of the 4x4 RGB averages, 0-255): the hash and a trained base both look past colour,
+and the same composition in other colours (the sample shapes are full of them) is no copy.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class AuditSettings:
     hash_similarity: float = 0.80
     hash_distance: int = 10
     loose_hash_distance: int = 16
+    colour_distance: float = 12.0
     neighbours: int = 10  # candidates searched per image
     folds: int = 5
     seed: int = 0
@@ -52,7 +56,8 @@ class AuditSettings:
 class AuditImages:
     """Every image's record, row i of each field describing the same image.
 
-    `hashes` is [N, 8] uint8 (`hashing.perceptual_hash`), or None to judge on features alone.
+    `hashes` is [N, 8] uint8 (`hashing.perceptual_hash`), or None to judge on features alone;
+    `colours` [N, 48] uint8 (`hashing.fingerprints`), or None to leave colour out.
     """
 
     files: Sequence[str]
@@ -61,10 +66,12 @@ class AuditImages:
     digests: Sequence[str]
     features: np.ndarray
     hashes: np.ndarray | None = None
+    colours: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(self.files), len(self.splits), len(self.labels), len(self.digests),
-                 len(self.features)} | ({len(self.hashes)} if self.hashes is not None else set())
+                 len(self.features)} | {len(a) for a in (self.hashes, self.colours)
+                                        if a is not None}
         if len(sizes) != 1:
             raise ValueError(f"the audit's fields differ in length: {sorted(sizes)}")
 
@@ -77,11 +84,18 @@ def _accepted(images: AuditImages, settings: AuditSettings, left: np.ndarray,
               right: np.ndarray, similarity: np.ndarray) -> np.ndarray:
     """Which candidate pairs are near copies (features alone when there are no hashes)."""
     if images.hashes is None or not len(left):
-        return similarity >= settings.near_similarity
-    distance = _hash_distances(images.hashes, left, right)
-    return (((distance <= settings.hash_distance) & (similarity >= settings.hash_similarity))
-            | ((distance <= settings.loose_hash_distance)
-               & (similarity >= settings.near_similarity)))
+        accept = similarity >= settings.near_similarity
+    else:
+        distance = _hash_distances(images.hashes, left, right)
+        accept = (((distance <= settings.hash_distance)
+                   & (similarity >= settings.hash_similarity))
+                  | ((distance <= settings.loose_hash_distance)
+                     & (similarity >= settings.near_similarity)))
+    if images.colours is not None and len(left):
+        colours = images.colours.astype(np.float32)
+        accept &= (np.abs(colours[left] - colours[right]).mean(axis=1)
+                   <= settings.colour_distance)
+    return accept
 
 
 def near_pairs(images: AuditImages, unit: np.ndarray, settings: AuditSettings,

@@ -96,8 +96,8 @@ class Executor(base_executor.BaseExecutor):
                   len(report["duplicates"]), len(report["leaks"]),
                   len(report["suspected_mislabels"]))
         if unhashed:
-            _LOG.warning("data audit: %d image(s) Pillow cannot read were compared by their "
-                         "features alone", unhashed)
+            _LOG.warning("data audit: %d image(s) Pillow cannot read can only be found as "
+                         "exact copies", unhashed)
 
 
 class DropLeakedEvalExecutor(base_executor.BaseExecutor):

@@ -28,10 +28,10 @@ def _clean(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return features.astype(np.float32), labels
 
 
-def _images(features, labels, splits, digests=None, hashes=None) -> AuditImages:
+def _images(features, labels, splits, digests=None, hashes=None, colours=None) -> AuditImages:
     files = [f"{CLASSES[label]}/img{i:04d}.jpg" for i, label in enumerate(labels)]
     digests = digests or [f"digest-{i}" for i in range(len(labels))]
-    return AuditImages(files, splits, np.asarray(labels), digests, features, hashes)
+    return AuditImages(files, splits, np.asarray(labels), digests, features, hashes, colours)
 
 
 def _planted(seed: int = 0):
@@ -225,3 +225,30 @@ def test_features_that_do_not_tell_the_classes_apart_judge_no_label():
     assert check["out_of_fold_accuracy"] < check["chance_accuracy"] + mislabels.MIN_SKILL * (
         1 - check["chance_accuracy"])
     assert mislabels.judged(0.9, 0.5) and not mislabels.judged(0.6, 0.5)
+
+
+def test_the_same_composition_in_other_colours_is_no_copy_a_slight_recolouring_is():
+    features, labels = _clean(40, seed=6)
+    features[39] = features[38]  # a base that looks past colour: the same features
+    hashes = np.random.default_rng(2).integers(0, 256, (40, 8), dtype=np.uint8)
+    hashes[39] = hashes[38]  # and a grey-level hash that does too
+    colours = np.random.default_rng(3).integers(0, 256, (40, 48), dtype=np.uint8)
+    splits = ["train"] * 39 + ["eval"]
+    slight = colours.copy()
+    slight[39] = np.clip(colours[38].astype(int) + 10, 0, 255)
+    other = colours.copy()
+    other[39] = 255 - colours[38]
+    found = run_audit(_images(features, labels, splits, hashes=hashes, colours=slight), CLASSES)
+    assert [leak["train_file"] for leak in found["leaks"]] == [
+        f"{CLASSES[labels[38]]}/img0038.jpg"]
+    assert run_audit(_images(features, labels, splits, hashes=hashes, colours=other),
+                     CLASSES)["leaks"] == []
+
+
+def test_fingerprints_read_grey_structure_and_colour_apart():
+    picture = _picture(0)
+    hashed, colours = hashing.fingerprints(_encoded(picture))
+    assert colours.shape == (hashing.COLOUR_VALUES,) and colours.dtype == np.uint8
+    np.testing.assert_array_equal(hashed, hashing.perceptual_hash(_encoded(picture)))
+    _, swapped = hashing.fingerprints(_encoded(picture[..., ::-1].copy()))  # RGB -> BGR
+    assert np.abs(colours.astype(int) - swapped).mean() > AuditSettings().colour_distance
