@@ -24,9 +24,10 @@ COPY serving ./serving
 
 # The base image holds TFX 1.16 and its stack; --no-deps keeps those versions (replacing Beam
 # would leave the base's Beam worker boot, the ENTRYPOINT, on another version), and the check
-# below proves they are the versions pyproject.toml pins and the tests ran on. Pillow is the one runtime
-# dependency the executors need beyond TFX's: the image ExampleGen reads image headers with it.
-RUN pip install --no-deps . && pip install "pillow>=10"
+# below proves they are the versions pyproject.toml pins and the tests ran on. The executors'
+# runtime dependencies beyond TFX's: Pillow (the image ExampleGen reads image headers with it;
+# DataAudit hashes images with it), faiss-cpu and cleanlab (DataAudit), pinned as pyproject.toml.
+RUN pip install --no-deps . && pip install "pillow>=10" faiss-cpu==1.15.1 cleanlab==2.9.0
 
 # So the build fails, in one line, when the base image's stack is not the one the tests ran on:
 # these pins equal pyproject.toml's (tests/dockerfile_test.py checks they stay equal). The

@@ -4,7 +4,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    """`components.DataVerdict`, the import path Kubeflow V2 derives from its TYPE_NAME.
+    """`components.DataVerdict` and `components.AuditFindings`, the import paths Kubeflow V2
+    derives from their TYPE_NAME.
 
     Lazy, so importing `components` does not import TFX.
     """
@@ -12,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from components.data_validation.component import DataVerdict
 
         return DataVerdict
+    if name == "AuditFindings":
+        from components.data_audit.component import AuditFindings
+
+        return AuditFindings
     raise AttributeError(f"module 'components' has no attribute {name!r}")

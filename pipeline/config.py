@@ -70,6 +70,27 @@ class DataCheckConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """The data audit (DataAudit, after the ExampleGen): on unless `enabled` is False.
+
+    `max_leakage` is the largest share of eval images that may have a copy in train before
+    DataGate fails the data (and so the push): each leaked image answers from memory, so the
+    eval accuracy is overstated by up to that share. `drop_leaked_eval` instead evaluates on
+    the eval split without those images (DropLeakedEval), and leakage no longer stops the push.
+    """
+
+    enabled: bool = True
+    max_leakage: float = 0.05
+    drop_leaked_eval: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_leakage <= 1.0:
+            raise ValueError(f"max_leakage must be in [0, 1], got {self.max_leakage}")
+        if self.drop_leaked_eval and not self.enabled:
+            raise ValueError("drop_leaked_eval needs the audit, which finds the leaks")
+
+
+@dataclasses.dataclass(frozen=True)
 class ServingLimits:
     """What the exported model refuses, baked into its graph (so TF Serving enforces it too).
 
@@ -101,6 +122,7 @@ class PipelineConfig:
     layout: ImageLayout = ImageLayout()
     ingest: IngestSettings = IngestSettings()
     data: DataCheckConfig = DataCheckConfig()
+    audit: AuditConfig = AuditConfig()
     serving: ServingLimits = ServingLimits()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True

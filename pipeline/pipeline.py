@@ -8,6 +8,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components.data_audit.component import DataAudit, DropLeakedEval
 from components.data_validation.component import CurateSchema, DataGate
 from components.image_example_gen.component import image_example_gen
 from components.load_check.component import ModelLoadCheck
@@ -131,17 +132,29 @@ def create_pipeline(
     config: PipelineConfig,
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
 ) -> tfx.dsl.Pipeline:
-    """ExampleGen -> statistics, schema, validation -> Transform -> Trainer -> gates -> Pusher."""
+    """ExampleGen -> statistics, schema, validation (and the audit, unless off) -> Transform ->
+    Trainer -> gates -> Pusher."""
     hp = config.hparams
     data = data_components(config)
     example_gen, statistics_gen, schema_gen, curated_schema, transform = data
     schema = curated_schema.outputs["schema"]
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
+    audit = drop_leaked = None
+    eval_examples = example_gen.outputs["examples"]
+    if config.audit.enabled:
+        audit = DataAudit(examples=example_gen.outputs["examples"],
+                          hparams_config=hp.to_config(), max_pixels=config.ingest.max_pixels)
+    if audit and config.audit.drop_leaked_eval:  # evaluate without the leaks, not stop on them
+        drop_leaked = DropLeakedEval(examples=example_gen.outputs["examples"],
+                                     findings=audit.outputs["findings"])
+        eval_examples = drop_leaked.outputs["eval_examples"]
     data_gate = DataGate(
         examples=example_gen.outputs["examples"],
         anomalies=example_validator.outputs["anomalies"],
-        max_class_drift=config.data.max_class_drift)
+        max_class_drift=config.data.max_class_drift,
+        audit=audit.outputs["findings"] if audit and not drop_leaked else None,
+        max_leakage=config.audit.max_leakage)
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -158,7 +171,7 @@ def create_pipeline(
         custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
     )
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
+        examples=eval_examples,
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=make_eval_config(config.gate, hp.num_classes),
@@ -179,7 +192,8 @@ def create_pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, curated_schema, example_validator,
-                    data_gate, transform, model_resolver, trainer, evaluator, load_check, pusher],
+                    *(c for c in (audit, drop_leaked) if c), data_gate, transform,
+                    model_resolver, trainer, evaluator, load_check, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

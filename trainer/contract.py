@@ -32,6 +32,8 @@ PROBABILITY = "probability"  # from_examples' output: the head's own output
 # The TFX module files, and the keys of the custom_config they receive.
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
+# DataAudit loads this by name (as TFX loads RUN_FN): hparams config -> images -> features.
+EMBED_FN = "trainer.embed.make_embedder"
 HPARAMS_KEY = "hparams"  # Trainer: HParams.to_config()
 IMAGE_SIZE_KEY = "image_size"  # Transform: the model's input size in pixels
 MAX_PIXELS_KEY = "max_pixels"  # Transform: the largest image decoded, in training and serving

@@ -1,4 +1,5 @@
-"""The data gate's checks: TFDV anomalies, class changes and class drift, one sentence each."""
+"""The data gate's checks: TFDV anomalies, class changes, class drift and train-eval leakage,
+one sentence each."""
 
 from __future__ import annotations
 
@@ -52,3 +53,14 @@ def class_drift(current: dict[str, int], previous: dict[str, int], max_drift: fl
     return [f"{current_name} against {previous_name}: the class balance moved by {distance:.2f}"
             f" (L-infinity), more than {max_drift:.2f}: {name} went from {before:.0%} to "
             f"{now:.0%} of the images"]
+
+
+def leakage(leaked: int, eval_images: int, max_leakage: float) -> list[str]:
+    """The share of eval images with a copy in train (DataAudit's), against `max_leakage`: a
+    leaked eval set overstates the accuracy the gate trusts."""
+    if not eval_images or leaked / eval_images <= max_leakage:
+        return []
+    return [f"{leaked} of {eval_images} eval images ({leaked / eval_images:.1%}) have a copy in "
+            f"train, more than the {max_leakage:.1%} allowed (max_leakage): the eval accuracy "
+            "is overstated; remove those eval images (audit.json lists them under leaks) or "
+            "allow more"]

@@ -14,6 +14,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from components.data_audit.component import AuditFindings
 from components.data_validation import executor
 
 
@@ -52,26 +53,35 @@ class CurateSchema(base_component.BaseComponent):
 class DataGateSpec(types.ComponentSpec):
     """The image ExampleGen's Examples and ExampleValidator's anomalies in, a verdict out."""
 
-    PARAMETERS = {executor.MAX_CLASS_DRIFT_KEY: ExecutionParameter(type=float, optional=True)}
+    PARAMETERS = {executor.MAX_CLASS_DRIFT_KEY: ExecutionParameter(type=float, optional=True),
+                  executor.MAX_LEAKAGE_KEY: ExecutionParameter(type=float, optional=True)}
     INPUTS = {
         executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         executor.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        executor.AUDIT_KEY: ChannelParameter(type=AuditFindings, optional=True),
     }
     OUTPUTS = {executor.VERDICT_KEY: ChannelParameter(type=DataVerdict)}
 
 
 class DataGate(base_component.BaseComponent):
-    """Fails the data on ExampleValidator anomalies, classes gained or lost, or class drift."""
+    """Fails the data on ExampleValidator anomalies, classes gained or lost, class drift, or an
+    eval set leaked into train (with DataAudit's findings)."""
 
     SPEC_CLASS = DataGateSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.DataGateExecutor)
 
     def __init__(self, examples: types.BaseChannel, anomalies: types.BaseChannel,
-                 max_class_drift: float = executor.DEFAULT_MAX_CLASS_DRIFT) -> None:
+                 max_class_drift: float = executor.DEFAULT_MAX_CLASS_DRIFT,
+                 audit: types.BaseChannel | None = None,
+                 max_leakage: float = executor.DEFAULT_MAX_LEAKAGE) -> None:
         """`max_class_drift`: the largest L-infinity distance between the class shares of this
-        span and the previous one (0.25: no class's share may move by more than 25 points)."""
+        span and the previous one (0.25: no class's share may move by more than 25 points).
+        `max_leakage`: the largest share of eval images with a copy in train, read from
+        `audit` (DataAudit's findings; without them leakage is not checked)."""
         if not 0.0 < max_class_drift <= 1.0:
             raise ValueError(f"max_class_drift must be in (0, 1], got {max_class_drift}")
+        if not 0.0 <= max_leakage <= 1.0:
+            raise ValueError(f"max_leakage must be in [0, 1], got {max_leakage}")
         super().__init__(spec=DataGateSpec(
             examples=examples, anomalies=anomalies, max_class_drift=max_class_drift,
-            verdict=types.Channel(type=DataVerdict)))
+            audit=audit, max_leakage=max_leakage, verdict=types.Channel(type=DataVerdict)))

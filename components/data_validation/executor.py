@@ -14,6 +14,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components import stop
+from components.data_audit import properties as audit_props  # the audit's counts
 from components.data_validation import checks, properties
 from components.data_validation.schema import curate_schema
 from components.image_example_gen import properties as ex  # the Examples' properties
@@ -25,6 +26,9 @@ ANOMALIES_KEY = "anomalies"
 VERDICT_KEY = "verdict"
 MAX_CLASS_DRIFT_KEY = "max_class_drift"
 DEFAULT_MAX_CLASS_DRIFT = 0.25
+AUDIT_KEY = "audit"  # DataAudit's findings, when the audit runs
+MAX_LEAKAGE_KEY = "max_leakage"
+DEFAULT_MAX_LEAKAGE = 0.05
 SCHEMA_FILE = "schema.pbtxt"  # SchemaGen's file name, which Transform and Trainer look for
 PROBLEMS_FILE = "problems.txt"
 
@@ -102,6 +106,11 @@ class DataGateExecutor(base_executor.BaseExecutor):
                 current_counts, previous_counts,
                 _float(exec_properties, MAX_CLASS_DRIFT_KEY, DEFAULT_MAX_CLASS_DRIFT),
                 now, compared_with))
+        for audit in input_dict.get(AUDIT_KEY, []):
+            problems.extend(checks.leakage(
+                audit.get_int_custom_property(audit_props.LEAKED_EVAL_IMAGES),
+                audit.get_int_custom_property(audit_props.EVAL_IMAGES),
+                _float(exec_properties, MAX_LEAKAGE_KEY, DEFAULT_MAX_LEAKAGE)))
         verdict = _single(output_dict, VERDICT_KEY)
         io_utils.write_string_file(os.path.join(verdict.uri, PROBLEMS_FILE),
                                    "".join(p + "\n" for p in problems))

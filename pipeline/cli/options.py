@@ -195,10 +195,20 @@ PIPELINE_OPTIONS = [
                  type=click.FloatRange(0.0, 1.0, min_open=True),
                  help="Largest change of any class's share against the previous span "
                       "(L-infinity) before the push is stopped."),
+    click.option("--no-audit", is_flag=True,
+                 help="Skip the data audit (duplicates, eval images leaked into train, suspected "
+                      "mislabels; OUTPUT/audit.json), and so the --max-leakage check."),
+    click.option("--max-leakage", default=0.05, show_default=True,
+                 type=click.FloatRange(0.0, 1.0),
+                 help="Largest share of eval images with a copy in train (found by the audit) "
+                      "before the push is stopped: a leaked eval set overstates accuracy."),
+    click.option("--drop-leaked-eval", is_flag=True,
+                 help="Evaluate without the eval images that have a copy in train, instead of "
+                      "stopping the push above --max-leakage."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
                          "eval_percent", "max_quarantined", "max_pixels", "max_request_images",
-                         "max_class_drift")
+                         "max_class_drift", "no_audit", "max_leakage", "drop_leaked_eval")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -222,6 +232,17 @@ class Destination:
     pipeline_root: str
     data_root: str
     serving_model_dir: str
+
+
+def _audit_config(options: dict[str, Any]) -> Any:
+    """The audit flags as an `AuditConfig`; a contradiction is a one-line user error."""
+    from pipeline.config import AuditConfig
+
+    if options["drop_leaked_eval"] and options["no_audit"]:
+        raise UserError("--drop-leaked-eval needs the data audit, which finds the leaks: drop "
+                        "--no-audit or --drop-leaked-eval")
+    return AuditConfig(enabled=not options["no_audit"], max_leakage=options["max_leakage"],
+                       drop_leaked_eval=options["drop_leaked_eval"])
 
 
 def build_pipeline_config(destination: Destination, hparams: Any, options: dict[str, Any], *,
@@ -253,6 +274,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         ingest=IngestSettings(max_pixels=options["max_pixels"],
                               max_quarantined_fraction=options["max_quarantined"]),
         data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
+        audit=_audit_config(options),
         serving=ServingLimits(max_rows=options["max_request_images"]),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),

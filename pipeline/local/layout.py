@@ -52,6 +52,11 @@ class OutputLayout:
         return self.root / "summary.json"
 
     @property
+    def audit_path(self) -> Path:
+        """The last run's data audit findings (each run's stay in its DataAudit artifact)."""
+        return self.root / "audit.json"
+
+    @property
     def report_path(self) -> Path:
         """The last run's HTML report."""
         return self.root / REPORT_FILE

@@ -7,6 +7,7 @@ import datetime
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -103,4 +104,8 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
                         f"{message[-1] if message else ''}; full log: {log_path}"
                         + (f"; report: {report}" if report else ""))
     write_summary(layout.summary_path, summary)
+    if summary.audit:
+        shutil.copyfile(summary.audit["findings"], layout.audit_path)
+    elif layout.audit_path.exists():  # --no-audit: no stale findings beside this run's summary
+        layout.audit_path.unlink()
     return summary, report

@@ -12,6 +12,8 @@ import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from tfx.components.evaluator.constants import ARTIFACT_PROPERTY_BLESSED_KEY as EVALUATOR_BLESSED
 
+from components.data_audit import properties as audit_props
+from components.data_audit.executor import AUDIT_FILE
 from components.data_validation import properties as verdict_props
 from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
@@ -49,6 +51,8 @@ class RunSummary:
     feature_check: dict[str, Any] = dataclasses.field(default_factory=dict)
     chance: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_scaling: str = ""  # how the base was fed and how that was decided, e.g. 'unit (...)'
+    # DataAudit's counts and its audit.json ('findings'); empty when the audit did not run.
+    audit: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -74,6 +78,20 @@ class RunSummary:
             line += (f", {facts['skipped']} system files skipped (not counted; list: "
                      f"{facts['skipped_report']})")
         return [line]
+
+    def _audit_lines(self) -> list[str]:
+        audit = self.audit
+        if not audit:
+            return []
+        evaluated, leaked = audit[audit_props.EVAL_IMAGES], audit[audit_props.LEAKED_EVAL_IMAGES]
+        share = f" ({leaked / evaluated:.1%})" if evaluated else ""
+        dropped = audit.get(audit_props.DROPPED_EVAL_IMAGES)
+        left_out = ("" if dropped is None else
+                    f", {dropped} left out of evaluation (--drop-leaked-eval)")
+        return [f"data audit: {audit[audit_props.DUPLICATE_GROUPS]} duplicate group(s), "
+                f"{leaked} of {evaluated} eval images with a copy in train{share}{left_out}, "
+                f"{audit[audit_props.SUSPECTED_MISLABELS]} suspected mislabel(s) "
+                f"(details: {AUDIT_FILE})"]
 
     def training_lines(self) -> list[str]:
         """The class weights, the feature check and whether the head ended at chance."""
@@ -138,6 +156,7 @@ class RunSummary:
             if self.per_class_accuracy:
                 out.append("eval recall per class (accuracy on its own images): " + ", ".join(
                     f"{k} {v:.3f}" for k, v in sorted(self.per_class_accuracy.items())))
+        out.extend(self._audit_lines())
         if self.data_problems:
             out.append(f"data checks: {len(self.data_problems)} problem(s):")
             out.extend(f"  {problem}" for problem in self.data_problems)
@@ -309,6 +328,16 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         data_compared_with = verdict.custom_properties[verdict_props.COMPARED_WITH].string_value
     model_runs = outputs.get("Trainer", {}).get("model_run", [])
     record = trainer_record(model_runs)
+    audit = {}
+    for findings in outputs.get("DataAudit", {}).get("findings", []):
+        audit = {key: findings.custom_properties[key].int_value
+                 for key in (audit_props.DUPLICATE_GROUPS, audit_props.LEAKED_EVAL_IMAGES,
+                             audit_props.EVAL_IMAGES, audit_props.TRAIN_IMAGES,
+                             audit_props.SUSPECTED_MISLABELS)}
+        audit["findings"] = os.path.join(findings.uri, AUDIT_FILE)
+    for kept in outputs.get("DropLeakedEval", {}).get("eval_examples", []):
+        audit[audit_props.DROPPED_EVAL_IMAGES] = (
+            kept.custom_properties[audit_props.DROPPED_EVAL_IMAGES].int_value)
     return RunSummary(
         pipeline_name=pipeline_name,
         run_id=run.run_id,
@@ -334,4 +363,5 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         feature_check=record.get("health") or {},
         chance=record.get("chance") or {},
         input_scaling=input_scaling_description(model_runs),
+        audit=audit,
     )

@@ -169,3 +169,36 @@ def test_first_data_has_nothing_to_compare_with(tmp_path):
                         anomalies_pb2.Anomalies())
     assert verdict.get_int_custom_property("passed") == 1
     assert verdict.get_string_custom_property("compared_with") == ""
+
+
+def _audit(tmp: Path, leaked: int, eval_images: int):
+    from components.data_audit import properties as audit_props
+    from components.data_audit.component import AuditFindings
+
+    findings = _artifact(AuditFindings, tmp / "audit", 23)
+    findings.set_int_custom_property(audit_props.LEAKED_EVAL_IMAGES, leaked)
+    findings.set_int_custom_property(audit_props.EVAL_IMAGES, eval_images)
+    return findings
+
+
+@pytest.mark.parametrize(("leaked", "max_leakage", "passed"),
+                         [(5, 0.05, 1), (6, 0.05, 0), (0, 0.0, 1), (1, 0.0, 0)])
+def test_eval_images_leaked_into_train_fail_the_data_above_max_leakage(
+        tmp_path, leaked, max_leakage, passed):
+    examples = _examples(tmp_path, 1, {"cat": 3, "dog": 3}, None)
+    anomalies_artifact = _artifact(standard_artifacts.ExampleAnomalies, tmp_path / "anomalies", 21)
+    anomalies_artifact.split_names = artifact_utils.encode_split_names([])
+    verdict = _artifact(DataVerdict, tmp_path / "verdict", 22)
+    executor.DataGateExecutor().Do(
+        {"examples": [examples], "anomalies": [anomalies_artifact],
+         "audit": [_audit(tmp_path, leaked, 100)]}, {"verdict": [verdict]},
+        {"max_leakage": max_leakage})
+    assert verdict.get_int_custom_property("passed") == passed
+    problems = json.loads(verdict.get_string_custom_property("problems"))
+    if passed:
+        assert problems == []
+    else:
+        assert problems == [
+            f"{leaked} of 100 eval images ({leaked}.0%) have a copy in train, more than the "
+            f"{max_leakage:.1%} allowed (max_leakage): the eval accuracy is overstated; remove "
+            "those eval images (audit.json lists them under leaks) or allow more"]

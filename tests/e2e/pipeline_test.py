@@ -24,7 +24,7 @@ from trainer.bases import build_application, get_base_spec
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
 COMPONENTS = {"ImageExampleGen", "StatisticsGen", "SchemaGen", "CurateSchema",
-              "ExampleValidator", "DataGate", "Transform",
+              "ExampleValidator", "DataAudit", "DataGate", "Transform",
               "Trainer", "latest_blessed_model_resolver", "Evaluator", "ModelLoadCheck", "Pusher"}
 MODEL = "shapes"
 
@@ -115,6 +115,20 @@ def test_every_component_ran_and_the_model_was_blessed(first_run):
                      result.stdout)
 
 
+def test_the_data_audit_ran_on_every_image_and_its_findings_are_in_the_output(first_run):
+    root, result = first_run
+    audit = json.loads((root / "out" / "audit.json").read_text())
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    assert audit["images"] == {"train": summary["examples_per_split"]["train"],
+                               "eval": summary["examples_per_split"]["eval"]}
+    # The sample shapes hold no copies: nothing found, and nothing stopped the push for it.
+    assert audit["duplicates"] == [] and audit["leaks"] == []
+    assert summary["audit"]["leaked_eval_images"] == 0
+    assert summary["audit"]["suspected_mislabels"] == len(audit["suspected_mislabels"])
+    assert re.search(r"data audit: 0 duplicate group\(s\), 0 of \d+ eval images with a copy "
+                     r"in train \(0\.0%\), \d+ suspected mislabel", result.stdout), result.stdout
+
+
 def test_pushed_version_serves_one_probability_per_jpeg(first_run):
     root, _ = first_run
     versions = [p for p in (root / "out" / "serving" / MODEL).iterdir() if p.name.isdigit()]
@@ -149,8 +163,10 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
     # the CLI's own PipelineConfig builder and run in this process. A learning rate of 0 keeps
     # the warm-started head as it was: the model answers exactly as the blessed one, so the gate
     # (no worse than it) blesses it, and the report tests below read a pushed run.
+    # It also evaluates on the eval split as DropLeakedEval rewrites it (no leaks in these
+    # shapes: every eval image kept), so the same accuracy says the Evaluator read all of it.
     summary, _ = run_pipeline(root / "data", root / "out", MODEL, weights=str(root / "unit.h5"),
-                              learning_rate=0.0)
+                              learning_rate=0.0, pipeline={"drop_leaked_eval": True})
     first = json.loads((root / "out" / "summary.json").read_text())
     assert summary.blessed and summary.eval_accuracy == pytest.approx(first["eval_accuracy"])
     runs = read_runs(root / "out" / "metadata.sqlite", MODEL)
@@ -158,6 +174,8 @@ def test_a_rerun_reuses_upstream_steps_and_warm_starts_from_the_blessed_model(fi
     states = runs[-1].states
     for name in ("ImageExampleGen", "StatisticsGen", "SchemaGen", "Transform"):
         assert states[name] == "cached", name
+    assert states["DropLeakedEval"] == "complete"
+    assert summary.audit["dropped_eval_images"] == 0
     # The Trainer's inputs now include the blessed model, so it trains again, from that model.
     assert states["Trainer"] == "complete"
     record = _history(root, -1)

@@ -67,7 +67,7 @@ def vertex_job(tmp_path_factory) -> dict:
         "--beam-pipeline-args", "--runner=DataflowRunner --project=p",
         "--beam-pipeline-args", "--region=europe-west4")
     assert result.exit_code == 0, (result.output, result.exception)
-    assert f"{out}: 13 tasks for vertex" in result.output
+    assert f"{out}: 14 tasks for vertex" in result.output
     return json.loads(out.read_text())
 
 
@@ -76,7 +76,7 @@ def test_vertex_package_is_a_pipeline_job_with_every_task_on_the_image(vertex_jo
     assert job.runtime_config.gcs_output_directory == "gs://bucket/root"
     spec = vertex_job["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
-    assert {"ImageExampleGen", "CurateSchema", "DataGate", "ModelLoadCheck", "Pusher",
+    assert {"ImageExampleGen", "CurateSchema", "DataAudit", "DataGate", "ModelLoadCheck", "Pusher",
             "Trainer"} <= set(tasks)
     executors = _executors(spec)
     for name, task in tasks.items():

@@ -14,6 +14,7 @@ from PIL import Image
 
 from components.image_example_gen.reader import make_example
 from pipeline.results.report import SECTION_TITLES, plots
+from pipeline.results.report.audit import AuditGallery, read_gallery
 from pipeline.results.report.collect import (
     AUGMENTATION,
     CONFUSION,
@@ -74,7 +75,24 @@ def _full_data() -> ReportData:
                  "val_accuracy": [0.5, 0.75]},
         augmentation=[[Tile(_image(9), "circle"), Tile(_image(10), "augmented 1")]],
         predictions=predictions,
-        gradcam=[Tile(images[0], "circle"), Tile(images[0], "for circle (0.90)")])
+        gradcam=[Tile(images[0], "circle"), Tile(images[0], "for circle (0.90)")],
+        audit=_gallery())
+
+
+def _gallery() -> AuditGallery:
+    findings = {
+        "images": {"train": 6, "eval": 4},
+        "duplicates": [{"files": ["circle/a.png", "circle/a2.png", "circle/a3.png"],
+                        "kind": "exact", "similarity": 1.0}],
+        "leaks": [{"eval_file": "square/c.png", "train_file": "square/t.png",
+                   "similarity": 0.97}],
+        "suspected_mislabels": [{"file": "circle/m.png", "given": "circle",
+                                 "suggested": "square", "score": 0.93}],
+        "mislabel_check": {"judged": True}}
+    return AuditGallery(findings, "/out/pipeline/DataAudit/findings/7/audit.json",
+                        leaks=[Tile(_image(20), "eval"), Tile(_image(20), "train")],
+                        duplicates=[Tile(_image(21), "exact"), Tile(_image(21), "copy")],
+                        mislabels=[Tile(_image(22), "circle -> square (0.93)")])
 
 
 class _Page(html.parser.HTMLParser):
@@ -111,8 +129,9 @@ def test_every_section_renders_with_its_figures_embedded():
     page = render_html(_full_data())
     parsed = _parse(page)
     assert parsed.headings == list(SECTION_TITLES)
-    # Class counts, curves, metrics, confusion, per-class accuracy, and three image grids.
-    assert len(parsed.images) == 8
+    # Class counts, curves, metrics, confusion, per-class accuracy, three image grids, and the
+    # audit's three: leaks, duplicates, suspected mislabels.
+    assert len(parsed.images) == 11
     for src in parsed.images:
         image = _decoded(src)
         assert image.format == "PNG" and image.width > 50 and image.height > 50
@@ -152,7 +171,8 @@ def test_a_run_that_stopped_before_training_renders_what_it_has_and_says_what_is
     assert page.count(f"Not available: {reason}.") == 6
     assert re.search(r"Sections without data: Augmentation preview, Training curves, "
                      r"Evaluation, Confusion matrix", page)
-    assert len(_parse(page).images) == 1  # the class counts only
+    # The class counts and the audit's three grids (the audit runs before training).
+    assert len(_parse(page).images) == 4
     assert "Nothing pushed: no evaluation" in page
 
 
@@ -327,3 +347,50 @@ def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_h
     assert failed.training_lines() == [
         "feature check on 8 training images: failed: every feature is zero"]
     assert _summary().training_lines() == []  # runs before these were recorded
+
+
+def test_the_summary_counts_the_audits_findings_and_says_nothing_without_an_audit():
+    audit = {"duplicate_groups": 3, "leaked_eval_images": 2, "eval_images": 40,
+             "train_images": 160, "suspected_mislabels": 7, "findings": "/out/audit.json"}
+    lines = _summary(audit=audit).lines()
+    assert ("data audit: 3 duplicate group(s), 2 of 40 eval images with a copy in train (5.0%), "
+            "7 suspected mislabel(s) (details: audit.json)") in lines
+    assert not any(line.startswith("data audit") for line in _summary().lines())
+    dropped = _summary(audit={**audit, "dropped_eval_images": 2}).lines()
+    assert any("with a copy in train (5.0%), 2 left out of evaluation (--drop-leaked-eval), 7 "
+               "suspected" in line for line in dropped)
+
+
+def test_the_audit_section_names_its_findings_and_reads_thumbnails_back_by_file_name(tmp_path):
+    page = render_html(_full_data())
+    assert "Eval images with a copy in train (1)" in page and "Duplicate groups (1)" in page
+    assert "Suspected mislabels (1), most suspect first: given -&gt; suggested (score)" in page
+    assert "Audited 6 train and 4 eval images" in page
+    data = _full_data()
+    data.audit = AuditGallery({**_gallery().findings, "duplicates": [], "leaks": [],
+                               "suspected_mislabels": [],
+                               "mislabel_check": {"judged": False, "why": "chance"}},
+                              "/a.json", [], [], [])
+    page = render_html(data)
+    assert "No duplicates, no eval image with a copy in train, no suspected mislabel." in page
+    assert "Labels not judged: chance." in page
+    # Thumbnails come from the examples, found by their file name in any split.
+    split = tmp_path / "Split-eval"
+    split.mkdir()
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(str(split / "data.gz"), options) as writer:
+        for i, name in enumerate(("square/c.png", "square/t.png", "circle/m.png", "other.png")):
+            buffer = io.BytesIO()
+            Image.fromarray(_image(i)).save(buffer, "PNG")
+            writer.write(make_example(buffer.getvalue(), 1, "square", name).SerializeToString())
+    findings = tmp_path / "audit.json"
+    findings.write_text(json.dumps(_gallery().findings))
+    gallery = read_gallery(str(findings), [str(split)])
+    assert [t.caption for t in gallery.leaks] == ["eval: square/c.png",
+                                                  "train: square/t.png (0.97)"]
+    assert gallery.leaks[0].image.shape == (16, 16, 3)
+    np.testing.assert_array_equal(gallery.leaks[1].image, _image(1))
+    assert gallery.mislabels[0].caption == "circle/m.png\ncircle -> square (0.93)"
+    # circle/a*.png are not in the examples: shown blank, the group still listed.
+    assert not gallery.duplicates[0].image.any()
+    assert gallery.duplicates[1].caption == "circle/a2.png (1.00, +1 more)"

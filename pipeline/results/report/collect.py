@@ -25,6 +25,7 @@ from trainer import contract
 from trainer.contract import HISTORY_FILE, SERVING_SIGNATURE, SERVING_SUBDIR
 
 DATA = "Data"
+AUDIT = "Data audit"
 AUGMENTATION = "Augmentation preview"
 CURVES = "Training curves"
 EVALUATION = "Evaluation"
@@ -32,7 +33,8 @@ CONFUSION = "Confusion matrix and per-class accuracy"
 MISCLASSIFIED = "Misclassified eval images"
 GRADCAM = "Grad-CAM on the cut layer"
 PUSH = "Push decision"
-SECTION_TITLES = (DATA, AUGMENTATION, CURVES, EVALUATION, CONFUSION, MISCLASSIFIED, GRADCAM, PUSH)
+SECTION_TITLES = (DATA, AUDIT, AUGMENTATION, CURVES, EVALUATION, CONFUSION, MISCLASSIFIED,
+                  GRADCAM, PUSH)
 
 MAX_QUARANTINE_ROWS = 200
 PREDICT_BATCH = 16
@@ -94,6 +96,7 @@ class ReportData:
     augmentation: list[list[Tile]] | None = None  # rows: the image, then augmented copies
     predictions: Predictions | None = None
     gradcam: list[Tile] | None = None  # pairs: the eval image, its overlay
+    audit: Any = None  # report.audit.AuditGallery, when the data audit ran
     missing: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -294,6 +297,22 @@ def _model_sections(data: ReportData, outputs: dict[str, dict[str, list]], eval_
         data.missing[AUGMENTATION] = "the run's examples have no training images"
 
 
+def _audit_section(data: ReportData, split_dirs: list[str]) -> None:
+    """The data audit's gallery, or why there is none."""
+    # Imported here: report.audit builds on this module's Tile.
+    from pipeline.results.report.audit import read_gallery
+
+    audit = data.summary.audit if data.summary else {}
+    if not audit:
+        state = data.components.get("DataAudit")
+        data.missing[AUDIT] = (f"the DataAudit's execution is {state} and left no findings"
+                               if state else "the data audit did not run (--no-audit)")
+    elif not os.path.isfile(audit["findings"]):
+        data.missing[AUDIT] = f"no findings at {audit['findings']}"
+    else:
+        data.audit = read_gallery(audit["findings"], split_dirs)
+
+
 def collect(output_dir: Path, pipeline_name: str, summary: RunSummary | None = None,
             accuracy_threshold: float = 0.8, max_eval_images: int = 64, augment_images: int = 6,
             augment_variants: int = 3, gradcam_per_class: int = 3) -> ReportData:
@@ -325,6 +344,7 @@ def collect(output_dir: Path, pipeline_name: str, summary: RunSummary | None = N
     else:
         state = data.components.get("ImageExampleGen", "not run")
         data.missing[DATA] = f"the ImageExampleGen ({state}) recorded no examples"
+    _audit_section(data, [d for d in (train_dir, eval_dir) if d])
     if not data.class_names and summary.per_class_accuracy:
         data.class_names = tuple(sorted(summary.per_class_accuracy))
     runs = outputs.get("Trainer", {}).get("model_run", [])

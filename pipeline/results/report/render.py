@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.local.layout import OutputLayout
-from pipeline.results.report import plots
+from pipeline.results.report import audit, plots
 from pipeline.results.report.collect import (
+    AUDIT,
     AUGMENTATION,
     CONFUSION,
     CURVES,
@@ -197,9 +198,30 @@ def _push(data: ReportData) -> str:
     return f"<p class='no'>Nothing pushed{': ' + _e(why) if why else ''}.</p>"
 
 
+def _audit(data: ReportData) -> str:
+    gallery = data.audit
+    if gallery is None:  # `collect` gives either findings or a reason in `missing`
+        return "<p class='note'>No data audit findings were read for this run.</p>"
+    parts = [f"<p>{_e(line)}</p>" for line in audit.describe(gallery)]
+    for title, tiles, alt in (
+            (f"Eval images with a copy in train ({len(gallery.findings['leaks'])})",
+             gallery.leaks, "each leaked eval image beside its train copy"),
+            (f"Duplicate groups ({len(gallery.findings['duplicates'])})", gallery.duplicates,
+             "two images of each duplicate group"),
+            (f"Suspected mislabels ({len(gallery.findings['suspected_mislabels'])}), most "
+             "suspect first: given -> suggested (score)", gallery.mislabels,
+             "suspected mislabels")):
+        if tiles:
+            parts.append(f"<h3>{_e(title)}</h3>")
+            parts.append(_img(plots.image_grid(tiles, 2 if tiles is not gallery.mislabels
+                                               else 6), alt))
+    return "".join(parts)
+
+
 _SECTIONS: dict[str, Callable[[ReportData], str]] = {
-    DATA: _data, AUGMENTATION: _augmentation, CURVES: _curves, EVALUATION: _evaluation,
-    CONFUSION: _confusion, MISCLASSIFIED: _misclassified, GRADCAM: _gradcam, PUSH: _push,
+    DATA: _data, AUDIT: _audit, AUGMENTATION: _augmentation, CURVES: _curves,
+    EVALUATION: _evaluation, CONFUSION: _confusion, MISCLASSIFIED: _misclassified,
+    GRADCAM: _gradcam, PUSH: _push,
 }
 
 
