@@ -134,7 +134,9 @@ def markdown(result: dict[str, Any]) -> str:
             rows.append((name, result[key].get("accuracy", float("nan")),
                          result[key]["seconds"]))
     lines = [f"# Issue 19's transfer comparison ({result['date']})", "",
-             f"Setup: {result['setup']}; machine: {result['machine']}", "",
+             f"Setup: {result['setup']}.", "",
+             f"Machine: {result['machine']['cpu_model']}, {result['machine']['cores']} cores; "
+             f"load average {result['load_average_start']} to {result['load_average_end']}.", "",
              "| run | accuracy | seconds |", "| --- | --- | --- |"]
     lines += [f"| {name} | {accuracy:.3f} | {seconds:.1f} |" for name, accuracy, seconds in rows]
     if "pipeline" in result:

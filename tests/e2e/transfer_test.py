@@ -16,7 +16,7 @@ from benchmarks.transfer import Setup, compare
 pytestmark = [pytest.mark.slow, pytest.mark.opt_in]
 
 WITHIN = 0.03  # the 3 points
-FAR_ABOVE_CHANCE = 0.9  # chance is 0.5; both measured 1.0 (benchmarks/README.md)
+FAR_ABOVE_CHANCE = 0.8  # chance 0.5, the wrong feed 0.53; no flag measured 0.94-1.0 (README)
 WRONG_FEED_LOSS = 0.2  # the wrong feed measured at chance, 0.5
 
 
