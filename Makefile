@@ -57,7 +57,8 @@ docs: setup
 test: setup lint test-tools
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-# Tests too long for CI's budget (the opt_in marker): the Kubeflow package run by kfp run-local.
+# Tests too long for CI's budget (the opt_in marker): the transfer comparison, a base pretrained
+# in [0, 1] against the seeds' recipe (tests/e2e/transfer_test.py, about 4-5 minutes).
 test-opt-in: setup
 	$(PY) -m pytest -q -m opt_in
 
@@ -75,6 +76,7 @@ bench: setup
 	$(PY) -m benchmarks.serving --output benchmarks/results
 	$(PY) -m benchmarks.train --output benchmarks/results --train-images 400 --eval-images 200 \
 	  --epochs 5 --end-to-end
+	$(PY) -m benchmarks.transfer --output benchmarks/results
 
 # The pipeline's container image for Kubeflow/Vertex and Dataflow workers (needs a Docker
 # engine, which these machines do not have). WEIGHTS: an .h5 inside the repository to bake in.

@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import recipe  # noqa: E402
 from benchmarks.fixtures import (  # noqa: E402
     image_files,
     write_images,
@@ -138,43 +139,23 @@ def ensure_weights(path: Path) -> Path:
 # The configurations.
 
 def recipe_generator(root: Path, augment: bool, shuffle: bool):
-    """The classic recipe's ImageDataGenerator(...).flow_from_directory on `root/<class>/`."""
-    scale = {"preprocessing_function": lambda x: x / 127.5 - 1.0}
-    augmentation = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
-                        shear_range=0.2, zoom_range=0.2, horizontal_flip=True) if augment else {}
-    generator = tf.keras.preprocessing.image.ImageDataGenerator(**scale, **augmentation)
-    return generator.flow_from_directory(str(root), target_size=(SIZE, SIZE), batch_size=BATCH,
-                                         class_mode="binary", classes=list(CLASSES),
-                                         shuffle=shuffle, seed=0)
+    """The classic recipe's generator on `root/<class>/`, fed as the base was trained."""
+    return recipe.recipe_generator(root, CLASSES, SIZE, BATCH, recipe.INCEPTION, augment,
+                                   shuffle)
 
 
 def recipe_model(weights: Path) -> tf.keras.Model:
     """The classic recipe's model, as its script builds it."""
-    layers = tf.keras.layers
-    base = tf.keras.applications.InceptionV3(input_shape=(SIZE, SIZE, 3), include_top=False,
-                                             weights=None)
-    base.load_weights(str(weights))
-    for layer in base.layers:
-        layer.trainable = False
-    x = layers.Flatten()(base.get_layer("mixed7").output)
-    x = layers.Dense(1024, activation="relu")(x)
-    x = layers.Dropout(0.2)(x)
-    x = layers.Dense(1, activation="sigmoid")(x)
-    model = tf.keras.Model(base.input, x)
-    model.compile(optimizer=tf.keras.optimizers.RMSprop(learning_rate=1e-4),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    return model
+    return recipe.recipe_model(weights, SIZE)
 
 
 def run_recipe(data: dict[str, Any], weights: Path, epochs: int) -> dict[str, Any]:
     """Trains the recipe; images/s and held-out accuracy."""
-    tf.keras.utils.set_random_seed(0)
-    model = recipe_model(weights)
     timer = EpochTimer()
-    model.fit(recipe_generator(data["train_root"], augment=True, shuffle=True), epochs=epochs,
-              callbacks=[timer], verbose=0)
-    _, accuracy = model.evaluate(recipe_generator(data["eval_root"], False, False), verbose=0)
-    return {"model": model, "seconds": timer.seconds, "accuracy": float(accuracy)}
+    run = recipe.train_and_evaluate(data["train_root"], data["eval_root"], CLASSES, weights,
+                                    SIZE, BATCH, epochs, recipe.INCEPTION, augment=True,
+                                    callbacks=[timer])
+    return {**run, "seconds": timer.seconds}
 
 
 def our_hparams(weights: Path, epochs: int, augment: bool, precision: str,
