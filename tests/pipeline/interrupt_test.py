@@ -17,6 +17,15 @@ from components.serving_pusher import publish
 from pipeline.local.interrupt import Stopped, as_stopped, stop_on_signals
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_at_its_default():
+    """SIGINT as a terminal's foreground job has it: pytest started as a background job
+    (`make test &`) inherits it ignored, and an ignored signal stays ignored in a run."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class _SignalsInItsFinalizer:
     """An object whose `__del__` receives `signum`: the handler's exception is raised there."""
 
@@ -73,14 +82,15 @@ def test_a_publication_after_a_lost_stop_leaves_no_version(tmp_path, monkeypatch
     assert sorted(p.name for p in base.iterdir()) == []  # staging removed, nothing visible
 
 
-def test_a_signal_the_process_was_started_ignoring_stays_ignored():
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_a_signal_the_process_was_started_ignoring_stays_ignored(signum):
     # `nohup imgpipe run` ignores SIGHUP; a shell's background job ignores SIGINT.
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    previous = signal.signal(signum, signal.SIG_IGN)
     try:
         with stop_on_signals():
-            os.kill(os.getpid(), signal.SIGHUP)
+            os.kill(os.getpid(), signum)
             sum(range(1000))
             assert stop.requested() is None
-        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signum) is signal.SIG_IGN
     finally:
-        signal.signal(signal.SIGHUP, previous)
+        signal.signal(signum, previous)

@@ -67,6 +67,15 @@ class CliResult:
         return lines[0]
 
 
+# A shell starts a background job with SIGINT ignored (`make test &`, a CI step run that way),
+# its children inherit that, and Python then installs no Ctrl-C handler: a test that sends
+# SIGINT would see it ignored. A terminal's foreground job has it at its default, so the
+# console script is started through this, which sets that default and execs the command.
+AS_IN_A_TERMINAL = (sys.executable, "-c", "import os, signal, sys; "
+                    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], "
+                    "sys.argv[1:])")
+
+
 class Imgpipe:
     """The installed `imgpipe` console script in subprocesses, as a user runs it."""
 
@@ -76,8 +85,10 @@ class Imgpipe:
     @staticmethod
     def start(*args: str, prefix: list[str] | None = None,
               cwd: Path | None = None) -> subprocess.Popen:
-        """Starts `imgpipe ARGS` (under `prefix`, e.g. setpriv) in its own process group."""
-        return subprocess.Popen([*(prefix or []), IMGPIPE, *args], stdout=subprocess.PIPE,
+        """Starts `imgpipe ARGS` (under `prefix`, e.g. setpriv) in its own process group, with
+        Ctrl-C's SIGINT at its default as in a terminal, however pytest itself was started."""
+        return subprocess.Popen([*AS_IN_A_TERMINAL, *(prefix or []), IMGPIPE, *args],
+                                stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=user_env(), cwd=cwd,
                                 start_new_session=True)
 
