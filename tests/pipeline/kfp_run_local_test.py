@@ -382,8 +382,8 @@ def _artifact(store: dict, run_of: str, task: str, key: str) -> dict:
 def test_the_kubeflow_package_runs_here_to_a_pushed_model(tmp_path):
     package, root = _compile_for_run_local(tmp_path, "kubeflow")
     states, output = _run_local(package)  # --backend kfp, from the .yaml
-    assert states == {name: ("done", "") for name in (*UPSTREAM, "Trainer", "Evaluator",
-                                                      "ModelLoadCheck", "Pusher")}
+    assert states == {name: ("done", "") for name in (*UPSTREAM, "DataAudit", "Trainer",
+                                                      "Evaluator", "ModelLoadCheck", "Pusher")}
     version = root / "serving" / "image-classifier" / "1"
     assert f"pushed: {version}" in output
     assert (version / "saved_model.pb").is_file()

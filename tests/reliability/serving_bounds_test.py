@@ -165,8 +165,9 @@ class Call:
     client: str
     started: float
     ended: float
-    # "ok"; "refused": UNAVAILABLE, 503 or connection refused; "reset": a REST connection reset
-    # (the listening socket's backlog when it closes, or the exit); else what went wrong
+    # "ok"; "refused": UNAVAILABLE, 503 or connection refused; "reset": a REST connection the
+    # server closed without taking the request (reset, or a broken pipe as the client sends:
+    # the listening socket's backlog when it closes, or the exit); else what went wrong
     outcome: str
 
 
@@ -197,7 +198,7 @@ def _rest_client(port: int, images: list[bytes], calls: list[Call], done: thread
             outcome = {200: "ok", 503: "refused"}.get(status, f"HTTP {status}: {answer}")
         except ConnectionRefusedError:
             outcome = "refused"
-        except (ConnectionResetError, http.client.RemoteDisconnected):
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
             outcome = "reset"
         except (OSError, http.client.HTTPException) as error:
             outcome = f"{type(error).__name__}: {error}"
