@@ -140,7 +140,11 @@ def test_ml_metadata_is_intact_with_every_stopped_run_in_it(stops, run_record):
     assert run_record.integrity(metadata) == "ok"
     with sqlite3.connect(f"{metadata.as_uri()}?mode=ro", uri=True) as connection:
         runs = connection.execute(
-            "SELECT COUNT(*) FROM Context c JOIN Type t ON c.type_id = t.id "
-            "WHERE t.name = 'pipeline_run'").fetchone()[0]
-    # A run stopped before its first execution was recorded has no run context to keep.
-    assert runs == (4 if stops["runs"]["ingest"]["executions"] else 3)
+            "SELECT COUNT(*), COUNT(DISTINCT a.context_id) FROM Context c "
+            "JOIN Type t ON c.type_id = t.id LEFT JOIN Association a ON a.context_id = c.id "
+            "WHERE t.name = 'pipeline_run' GROUP BY c.id").fetchall()
+    with_executions = sum(1 for _, has in runs if has)
+    # Every run that recorded an execution keeps its run context. A run stopped at ingest may
+    # have registered its run context and no execution yet (the SIGTERM landed between the two).
+    assert with_executions == (4 if stops["runs"]["ingest"]["executions"] else 3), runs
+    assert len(runs) in ((4,) if stops["runs"]["ingest"]["executions"] else (3, 4)), runs
