@@ -16,10 +16,10 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
 class GateConfig:
     """When a trained model is blessed: an absolute accuracy bound, and not worse than the baseline.
 
-    Against the latest blessed model, on the same eval images, McNemar's exact test: refused
-    when significantly worse at level `alpha` overall, or at `alpha / classes` (Bonferroni) on
-    any class's images; a drop within noise passes. The first run, with no blessed model yet,
-    is judged on `accuracy_threshold` alone.
+    Against the latest blessed model, on the same eval images, McNemar's exact one-sided test:
+    refused when significantly worse at level `alpha` overall, or at `alpha / classes`
+    (Bonferroni) on any class's images; a drop within noise passes. The first run, with no
+    blessed model yet, is judged on `accuracy_threshold` alone.
     """
 
     accuracy_threshold: float = 0.8

@@ -36,10 +36,10 @@ def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
     """Metrics overall and per class; the gate: accuracy, and a paired test against the baseline.
 
     Accuracy must reach `gate.accuracy_threshold` (on the overall slice). Against the baseline
-    (the latest blessed model), `PairedWorse` gives McNemar's exact p-value that the candidate
-    is worse on the same images; a change threshold refuses it below `gate.alpha` overall and
-    below `gate.alpha / num_classes` on any class's slice. TFX drops change thresholds when
-    there is no baseline yet, so the first run is judged on accuracy alone.
+    (the latest blessed model), `PairedWorse` gives McNemar's exact one-sided p-value that the
+    candidate is worse on the same images; a change threshold refuses it below `gate.alpha`
+    overall and below `gate.alpha / num_classes` on any class's slice. TFX drops change
+    thresholds when there is no baseline yet, so the first run is judged on accuracy alone.
     """
     accuracy_gate = tfma.PerSliceMetricThreshold(
         slicing_specs=[tfma.SlicingSpec()],

@@ -3,9 +3,10 @@
 Built like TFMA's own cross-model metric (`tfma.metrics.ModelCosineSimilarity`): per slice, each
 eval example's candidate and baseline predictions arrive together, so the combiner counts the
 images the candidate lost (baseline right, candidate wrong) and gained. It reports McNemar's
-exact p-value of a loss (`stats.worse_p_value`) as a diff metric, so a change threshold on it
-(`pipeline.pipeline.make_eval_config`) blesses or refuses in the Evaluator itself, on the whole
-eval split and on each class's slice (there, the paired test of that class's recall).
+exact one-sided p-value of a loss (`stats.worse_p_value`) as a diff metric, so a change
+threshold on it (`pipeline.pipeline.make_eval_config`) blesses or refuses in the Evaluator
+itself, on the whole eval split and on each class's slice (there, the paired test of that
+class's recall).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class _Counts:
 
 
 class PairedWorse(metric_types.Metric):
-    """McNemar's exact p-value that the candidate is worse than the baseline on the same images.
+    """McNemar's exact one-sided p-value that the candidate is worse than the baseline, on the
+    same images.
 
     No baseline (the first run), no computation: TFX drops change thresholds then.
     """

@@ -1,9 +1,11 @@
 """Exact small-sample statistics for the gate, on counts of eval images.
 
-McNemar's exact test: of the images exactly one of two models gets right, the candidate lost
-`lost` (baseline right, candidate wrong) and gained `gained`. With no real difference each such
-image is a fair coin, so `lost` ~ Binomial(lost + gained, 1/2); the two-sided p-value is summed
-in integers, exact. Clopper-Pearson: the exact binomial interval for an accuracy of k in n.
+McNemar's exact test, one-sided: of the images exactly one of two models gets right, the
+candidate lost `lost` (baseline right, candidate wrong) and gained `gained`. With no real
+difference each such image is a fair coin, so `lost` ~ Binomial(lost + gained, 1/2), and the
+p-value of a loss is P(X >= lost), summed in integers: exact. One-sided because the gate asks one
+question, "is the candidate worse?", so an equal model is refused at most `alpha` of the time.
+Clopper-Pearson: the exact binomial interval for an accuracy of k in n.
 """
 
 from __future__ import annotations
@@ -12,22 +14,14 @@ import math
 from fractions import Fraction
 
 
-def mcnemar_exact_p(lost: int, gained: int) -> float:
-    """Two-sided exact McNemar p-value for `lost` and `gained` discordant pairs (1.0 for none)."""
+def worse_p_value(lost: int, gained: int) -> float:
+    """P(at least `lost` of the `lost + gained` discordant images go against the candidate by
+    chance): McNemar's exact one-sided p-value; 1.0 when the models never disagree."""
     if lost < 0 or gained < 0:
         raise ValueError(f"counts must be >= 0, got lost {lost}, gained {gained}")
     n = lost + gained
-    tail = sum(math.comb(n, i) for i in range(min(lost, gained) + 1))
-    return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
-
-
-def worse_p_value(lost: int, gained: int) -> float:
-    """The gate's statistic: McNemar's p when the candidate lost more than it gained, else 1.
-
-    A candidate is refused when this is below the level: significantly worse, not merely
-    different (a significantly better candidate gets 1.0).
-    """
-    return mcnemar_exact_p(lost, gained) if lost > gained else 1.0
+    tail = sum(math.comb(n, i) for i in range(lost, n + 1))
+    return float(Fraction(tail, 2**n))
 
 
 def clopper_pearson(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:

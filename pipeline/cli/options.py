@@ -174,7 +174,7 @@ PIPELINE_OPTIONS = [
     click.option("--gate-alpha", default=0.05, show_default=True,
                  type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
                  help="Significance level of the gate's paired test against the last blessed "
-                      "model (McNemar's exact test on the same eval images): a model "
+                      "model (McNemar's exact one-sided test on the same eval images): a model "
                       "significantly worse overall, or on any class at this level divided by "
                       "the number of classes, is not blessed; a drop within noise is."),
     click.option("--keep-versions", default=5, show_default=True,

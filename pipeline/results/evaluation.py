@@ -22,9 +22,14 @@ from components.model_gate.stats import clopper_pearson
 CONFIDENCE = 0.95  # of the accuracy's interval
 
 
+def format_p(p_value: float) -> str:
+    """Three decimals, or two significant digits below 0.001 (a clear refusal stays legible)."""
+    return f"{p_value:.3f}" if p_value >= 0.001 else f"{p_value:.1e}"
+
+
 @dataclasses.dataclass(frozen=True)
 class PairedTest:
-    """McNemar's exact test against the baseline on one slice's eval images."""
+    """McNemar's exact one-sided test against the baseline on one slice's eval images."""
 
     lost: int  # images the baseline got right and the candidate wrong
     gained: int  # the reverse
@@ -42,12 +47,12 @@ class PairedTest:
                 "description": self.describe()}
 
     def describe(self) -> str:
-        """E.g. '3 lost, 1 gained, p 0.625 >= 0.050: within noise'."""
+        """E.g. '3 lost, 1 gained, McNemar exact p 0.312 >= 0.050: within noise'."""
         verdict = ("significantly worse" if self.worse else
                    "not worse" if self.lost <= self.gained else "within noise")
         level = "" if self.level is None else f" {'<' if self.worse else '>='} {self.level:.3f}"
         return (f"{self.lost} lost, {self.gained} gained, McNemar exact p "
-                f"{self.p_value:.3f}{level}: {verdict}")
+                f"{format_p(self.p_value)}{level}: {verdict}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +109,7 @@ def _failure(failure: Any, where: str, paired: dict[str, PairedTest]) -> str:
         on = f"on class {where}" if where else "overall"
         return (f"significantly worse than the last blessed model {on}: on the same eval "
                 f"images it got {test.lost} wrong that the last blessed model got right and "
-                f"{test.gained} the reverse (McNemar exact p {test.p_value:.3f} < "
+                f"{test.gained} the reverse (McNemar exact p {format_p(test.p_value)} < "
                 f"{test.level:.3f})")
     if failure.metric_key.is_diff:
         bound = failure.metric_threshold.change_threshold.absolute.value
