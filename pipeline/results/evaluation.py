@@ -33,7 +33,7 @@ class PairedTest:
 
     lost: int  # images the baseline got right and the candidate wrong
     gained: int  # the reverse
-    p_value: float  # that the candidate is worse (1.0 when it lost no more than it gained)
+    p_value: float  # of at least `lost` losses by chance (McNemar, one-sided)
     level: float | None  # below which the gate refuses; None when no threshold was set
 
     @property
