@@ -13,6 +13,7 @@ from components.data_validation.component import CurateSchema, DataGate
 from components.image_example_gen.component import image_example_gen
 from components.load_check.component import ModelLoadCheck
 from components.serving_pusher.component import ServingPusher
+from components.tflite_export.component import TFLiteExport
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.contract import (
     EXAMPLES_SIGNATURE,
@@ -133,7 +134,7 @@ def create_pipeline(
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> statistics, schema, validation (and the audit, unless off) -> Transform ->
-    Trainer -> gates -> Pusher."""
+    Trainer -> gates (and TFLiteExport, when formats are asked for) -> Pusher."""
     hp = config.hparams
     data = data_components(config)
     example_gen, statistics_gen, schema_gen, curated_schema, transform = data
@@ -177,11 +178,19 @@ def create_pipeline(
         eval_config=make_eval_config(config.gate, hp.num_classes),
     )
     load_check = infra_validation(config, trainer.outputs["model"], example_gen.outputs["examples"])
+    tflite = None
+    if config.tflite.formats:  # measured on Transform's decoded eval images, as the model sees them
+        tflite = TFLiteExport(model=trainer.outputs["model"],
+                              model_blessing=evaluator.outputs["blessing"],
+                              examples=transform.outputs["transformed_examples"],
+                              formats=config.tflite.formats,
+                              tolerance_points=config.tflite.tolerance_points)
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=load_check.outputs["blessing"],  # pushed only if both are blessed
         data_verdict=data_gate.outputs["verdict"],  # and only if the data passed its checks
+        tflite_models=tflite.outputs["tflite_models"] if tflite else None,
         examples=example_gen.outputs["examples"],  # eval images become warmup requests
         serving_model_dir=config.serving_model_dir,
         model_name=config.pipeline_name,  # `imgpipe run` uses --model-name for both
@@ -193,7 +202,8 @@ def create_pipeline(
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, curated_schema, example_validator,
                     *(c for c in (audit, drop_leaked) if c), data_gate, transform,
-                    model_resolver, trainer, evaluator, load_check, pusher],
+                    model_resolver, trainer, evaluator, load_check, *([tflite] if tflite else []),
+                    pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

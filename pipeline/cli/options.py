@@ -205,10 +205,20 @@ PIPELINE_OPTIONS = [
     click.option("--drop-leaked-eval", is_flag=True,
                  help="Evaluate without the eval images that have a copy in train, instead of "
                       "stopping the push above --max-leakage."),
+    click.option("--tflite", default=None, metavar="FORMATS",
+                 help="Also convert the blessed model to TFLite: float16, int8 (full-integer, "
+                      "calibrated on training images) or both, comma-separated. Each is pushed "
+                      "inside the version, in assets.extra/tflite/, only when its eval accuracy "
+                      "is within --tflite-tolerance of the SavedModel's."),
+    click.option("--tflite-tolerance", default=1.0, show_default=True,
+                 type=click.FloatRange(0.0, 100.0),
+                 help="Percentage points of eval accuracy a TFLite model may lose against the "
+                      "SavedModel and still be pushed."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
                          "eval_percent", "max_quarantined", "max_pixels", "max_request_images",
-                         "max_class_drift", "no_audit", "max_leakage", "drop_leaked_eval")
+                         "max_class_drift", "no_audit", "max_leakage", "drop_leaked_eval",
+                         "tflite", "tflite_tolerance")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -245,6 +255,21 @@ def _audit_config(options: dict[str, Any]) -> Any:
                        drop_leaked_eval=options["drop_leaked_eval"])
 
 
+def _tflite_config(options: dict[str, Any]) -> Any:
+    """The TFLite flags as a `TFLiteConfig`; a format that is not one is a one-line user error."""
+    from pipeline.config import TFLiteConfig
+
+    text = options.get("tflite")
+    tolerance = options.get("tflite_tolerance", 1.0)
+    if text is None:
+        return TFLiteConfig(tolerance_points=tolerance)
+    names = [part.strip() for part in text.split(",")]
+    if not all(name in ("float16", "int8") for name in names):
+        raise UserError(f"--tflite {text!r}: each value must be float16 or int8, "
+                        "comma-separated, e.g. --tflite float16,int8")
+    return TFLiteConfig(formats=tuple(dict.fromkeys(names)), tolerance_points=tolerance)
+
+
 def build_pipeline_config(destination: Destination, hparams: Any, options: dict[str, Any], *,
                           spans: bool, given_splits: bool, window: int = 1,
                           infra_validation: str = "local",
@@ -276,6 +301,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
         audit=_audit_config(options),
         serving=ServingLimits(max_rows=options["max_request_images"]),
+        tflite=_tflite_config(options),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),
         beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,
