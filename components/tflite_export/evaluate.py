@@ -25,7 +25,7 @@ class TFLiteClassifier:
         """Loads the model from a file or from bytes; ValueError when it is not such a model."""
         self.interpreter = tf.lite.Interpreter(model_path=model_path, model_content=model_content,
                                                num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        self._allocated = False  # at the first image: TFLite logs its delegate when it allocates
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -39,6 +39,9 @@ class TFLiteClassifier:
 
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """[1, C] float32 probabilities of one uint8 [1, S, S, 3] image."""
+        if not self._allocated:
+            self.interpreter.allocate_tensors()
+            self._allocated = True
         self.interpreter.set_tensor(self._input["index"], _as_input(image, self._input))
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self._output["index"])
