@@ -66,15 +66,27 @@ def tree_size(directory: str) -> int:
                for root, _, names in tf.io.gfile.walk(directory) for name in names)
 
 
+def refused_all(formats: tuple[str, ...], tolerance_points: float, reason: str
+                ) -> dict[str, Any]:
+    """The comparison when no format could be tried: each refused for `reason`."""
+    return {"tolerance_points": tolerance_points,
+            **{fmt: {"accepted": False, "reason": reason} for fmt in formats}}
+
+
 def export_formats(model_dir: str, examples: list[types.Artifact], formats: tuple[str, ...],
                    tolerance_points: float, representative_images: int,
                    output_dir: str) -> dict[str, Any]:
     """Converts, writes and measures each format; the comparison, with a verdict per format."""
-    classifier = convert.Classifier(model_dir)
-    train_images, _ = read_split(artifact_utils.get_split_uri(examples, "train"),
-                                 representative_images)
-    eval_images, eval_labels = read_split(artifact_utils.get_split_uri(examples, "eval"))
-    reference = evaluate.measure(classifier.probabilities, eval_images, eval_labels)
+    try:
+        classifier = convert.Classifier(model_dir)
+        train_images, _ = read_split(artifact_utils.get_split_uri(examples, "train"),
+                                     representative_images)
+        eval_images, eval_labels = read_split(artifact_utils.get_split_uri(examples, "eval"))
+        reference = evaluate.measure(classifier.probabilities, eval_images, eval_labels)
+    except Exception as error:  # nothing to convert or measure with; the SavedModel still goes
+        _LOG.warning("no TFLite model made of %s", model_dir, exc_info=True)
+        return refused_all(formats, tolerance_points,
+                           f"not converted: {describe_error(error)}")
     comparison: dict[str, Any] = {
         "tolerance_points": tolerance_points, "eval_images": len(eval_labels),
         "representative_images": len(train_images),
@@ -122,10 +134,7 @@ class Executor(base_executor.BaseExecutor):
         check_parameters(exec_properties[FORMATS_KEY], tolerance, representative)
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
         if not model_utils.is_model_blessed(blessing):
-            comparison: dict[str, Any] = {
-                "tolerance_points": tolerance,
-                **{fmt: {"accepted": False, "reason": "not converted: the model is not blessed"}
-                   for fmt in formats}}
+            comparison = refused_all(formats, tolerance, "not converted: the model is not blessed")
         else:
             model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
             model_dir = path_utils.serving_model_path(
