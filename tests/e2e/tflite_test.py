@@ -32,7 +32,6 @@ def test_a_run_with_tflite_pushes_both_formats_beside_the_saved_model(run_pipeli
     compared = summary.tflite
     assert compared["eval_images"] == summary.examples_per_split["eval"]
     assert compared["tolerance_points"] == 100.0
-    assert compared["float16"]["accuracy"] == compared["saved_model"]["accuracy"]
     for fmt in ("float16", "int8"):
         entry = compared[fmt]
         assert entry["accepted"], entry
