@@ -89,7 +89,8 @@ def measure_base(base: str, image_size: int) -> dict[str, Any]:
         eval_images, train_images = images[:EVAL_IMAGES], images[EVAL_IMAGES:]
         labels = np.zeros(len(eval_images), np.int64)  # accuracy is not reported
         classifier = convert.Classifier(str(root / "model"))
-        reference = evaluate.measure(classifier.probabilities, eval_images, labels)
+        reference = evaluate.measure(classifier.probabilities,
+                                     zip(eval_images, labels, strict=True))
         result: dict[str, Any] = {
             "export_seconds": round(export_seconds, 1),
             "saved_model": {"size_bytes": tree_size(str(root / "model" / "variables"))
@@ -100,8 +101,8 @@ def measure_base(base: str, image_size: int) -> dict[str, Any]:
             content = classifier.convert(fmt, train_images[:REPRESENTATIVE_IMAGES])
             seconds = time.monotonic() - start
             measured = evaluate.measure(
-                evaluate.TFLiteClassifier(model_content=content).probabilities, eval_images,
-                labels)
+                evaluate.TFLiteClassifier(model_content=content).probabilities,
+                zip(eval_images, labels, strict=True))
             result[fmt] = {"size_bytes": len(content), "conversion_seconds": round(seconds, 1),
                            "latency_ms": round(measured.latency_ms, 2),
                            "max_probability_gap": round(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -75,20 +75,25 @@ class Measurement:
         return {"accuracy": round(self.accuracy, 6), "latency_ms": round(self.latency_ms, 3)}
 
 
-def measure(probabilities: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
-            labels: np.ndarray) -> Measurement:
-    """Classifies each uint8 [S, S, 3] image of `images` alone; the first call is a warm-up."""
-    if len(images) == 0:
-        raise ValueError("no eval images to measure the model on")
-    probabilities(images[:1])  # lazy initialisation is not an image's latency
-    answers, seconds = [], []
-    for image in images:
+def measure(probabilities: Callable[[np.ndarray], np.ndarray],
+            examples: Iterable[tuple[np.ndarray, int]]) -> Measurement:
+    """Classifies each (uint8 [S, S, 3] image, label) alone; the first call is also a warm-up.
+
+    `examples` may be a stream (a split read as it goes), so no split is held in memory.
+    """
+    answers, labels, seconds = [], [], []
+    for image, label in examples:
+        if not answers:
+            probabilities(image[np.newaxis])  # lazy initialisation is not an image's latency
         start = time.perf_counter()
         answers.append(probabilities(image[np.newaxis])[0])
         seconds.append(time.perf_counter() - start)
-    answers = np.stack(answers).astype(np.float32)
-    accuracy = float(np.mean(np.argmax(answers, axis=1) == np.asarray(labels)))
-    return Measurement(accuracy, float(np.median(seconds)) * 1000.0, answers)
+        labels.append(label)
+    if not answers:
+        raise ValueError("no eval images to measure the model on")
+    stacked = np.stack(answers).astype(np.float32)
+    accuracy = float(np.mean(np.argmax(stacked, axis=1) == np.asarray(labels)))
+    return Measurement(accuracy, float(np.median(seconds)) * 1000.0, stacked)
 
 
 def refusal(candidate: Measurement, reference: Measurement, tolerance_points: float) -> str:
@@ -111,7 +116,3 @@ def agreement(candidate: Measurement, reference: Measurement) -> float:
     return float(np.mean(np.argmax(candidate.probabilities, axis=1)
                          == np.argmax(reference.probabilities, axis=1)))
 
-
-def decode_png_images(pngs: Sequence[bytes]) -> np.ndarray:
-    """Transform's resized PNGs -> uint8 [N, S, S, 3]."""
-    return np.stack([tf.io.decode_png(png, channels=3).numpy() for png in pngs])

@@ -7,6 +7,7 @@ import logging
 import os
 import posixpath
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,18 +47,17 @@ def check_parameters(formats: str, tolerance_points: float, representative_image
         raise ValueError(f"representative_images must be >= 1, got {representative_images}")
 
 
-def read_split(split_dir: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 [N, S, S, 3] images, int [N] labels) of a transformed split; limit 0 is all."""
+def read_split(split_dir: str, limit: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+    """(uint8 [S, S, 3] image, label) of each transformed example, read as it goes; limit 0 is
+    all. ValueError when the split has no files."""
     files = sorted(tf.io.gfile.glob(posixpath.join(split_dir, "*.gz")))
     if not files:
         raise ValueError(f"no examples in {split_dir}")
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    pngs, labels = [], []
     for record in dataset.take(limit) if limit else dataset:
         feature = tf.train.Example.FromString(record.numpy()).features.feature
-        pngs.append(feature[TRANSFORMED_IMAGE].bytes_list.value[0])
-        labels.append(feature[LABEL].int64_list.value[0])
-    return evaluate.decode_png_images(pngs), np.asarray(labels, np.int64)
+        image = tf.io.decode_png(feature[TRANSFORMED_IMAGE].bytes_list.value[0], channels=3)
+        yield image.numpy(), int(feature[LABEL].int64_list.value[0])
 
 
 def tree_size(directory: str) -> int:
@@ -79,16 +79,16 @@ def export_formats(model_dir: str, examples: list[types.Artifact], formats: tupl
     """Converts, writes and measures each format; the comparison, with a verdict per format."""
     try:
         classifier = convert.Classifier(model_dir)
-        train_images, _ = read_split(artifact_utils.get_split_uri(examples, "train"),
-                                     representative_images)
-        eval_images, eval_labels = read_split(artifact_utils.get_split_uri(examples, "eval"))
-        reference = evaluate.measure(classifier.probabilities, eval_images, eval_labels)
+        train_images = [image for image, _ in read_split(
+            artifact_utils.get_split_uri(examples, "train"), representative_images)]
+        eval_dir = artifact_utils.get_split_uri(examples, "eval")
+        reference = evaluate.measure(classifier.probabilities, read_split(eval_dir))
     except Exception as error:  # nothing to convert or measure with; the SavedModel still goes
         _LOG.warning("no TFLite model made of %s", model_dir, exc_info=True)
         return refused_all(formats, tolerance_points,
                            f"not converted: {describe_error(error)}")
     comparison: dict[str, Any] = {
-        "tolerance_points": tolerance_points, "eval_images": len(eval_labels),
+        "tolerance_points": tolerance_points, "eval_images": len(reference.probabilities),
         "representative_images": len(train_images),
         "saved_model": {**reference.to_record(), "size_bytes": tree_size(model_dir)}}
     for fmt in formats:
@@ -100,7 +100,7 @@ def export_formats(model_dir: str, examples: list[types.Artifact], formats: tupl
             seconds = time.monotonic() - start
             path = convert.write_model(output_dir, fmt, content, classifier.metadata(fmt))
             measured = evaluate.measure(evaluate.TFLiteClassifier(model_path=path).probabilities,
-                                        eval_images, eval_labels)
+                                        read_split(eval_dir))
         except Exception as error:  # a format that fails is refused; the SavedModel still goes
             _LOG.warning("TFLite %s failed", fmt, exc_info=True)
             comparison[fmt] = {"accepted": False,

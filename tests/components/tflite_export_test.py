@@ -165,7 +165,7 @@ def test_a_broken_model_is_refused_and_the_tolerance_decides():
     # A planted broken model: always the first class, on images half of each class.
     labels = np.arange(10) % 2
     broken = evaluate.measure(lambda image: np.array([[1.0, 0.0]], np.float32),
-                              np.zeros((10, 4, 4, 3), np.uint8), labels)
+                              zip(np.zeros((10, 4, 4, 3), np.uint8), labels, strict=True))
     assert broken.accuracy == 0.5
     assert evaluate.refusal(broken, reference, 1.0)
 
