@@ -179,10 +179,12 @@ def create_pipeline(
     )
     load_check = infra_validation(config, trainer.outputs["model"], example_gen.outputs["examples"])
     tflite = None
-    if config.tflite.formats:  # measured on Transform's decoded eval images, as the model sees them
+    if config.tflite.formats:  # measured on the Evaluator's eval images, as it measures
         tflite = TFLiteExport(model=trainer.outputs["model"],
                               model_blessing=evaluator.outputs["blessing"],
-                              examples=transform.outputs["transformed_examples"],
+                              examples=example_gen.outputs["examples"],
+                              eval_examples=eval_examples,
+                              transform_graph=transform.outputs["transform_graph"],
                               formats=config.tflite.formats,
                               tolerance_points=config.tflite.tolerance_points)
     pusher = ServingPusher(

@@ -22,11 +22,13 @@ from components import stop
 from components.exec_properties import int_property
 from components.load_check.probe import describe_error
 from components.tflite_export import convert, evaluate, properties
-from trainer.contract import LABEL, TRANSFORMED_IMAGE, progress_logger
+from trainer.contract import IMAGE_BYTES, LABEL, TRANSFORMED_IMAGE, progress_logger
 
 MODEL_KEY = "model"
 MODEL_BLESSING_KEY = "model_blessing"
-EXAMPLES_KEY = "examples"  # Transform's transformed_examples: the resized PNGs and labels
+EXAMPLES_KEY = "examples"  # ExampleGen's: training images calibrate int8
+EVAL_EXAMPLES_KEY = "eval_examples"  # the Evaluator's eval split (DropLeakedEval's, if it runs)
+TRANSFORM_GRAPH_KEY = "transform_graph"  # decodes and resizes the images, as in serving
 TFLITE_MODELS_KEY = "tflite_models"
 FORMATS_KEY = "formats"  # comma-separated, e.g. "float16,int8"
 TOLERANCE_KEY = "tolerance_points"
@@ -47,17 +49,32 @@ def check_parameters(formats: str, tolerance_points: float, representative_image
         raise ValueError(f"representative_images must be >= 1, got {representative_images}")
 
 
-def read_split(split_dir: str, limit: int = 0) -> Iterator[tuple[np.ndarray, int]]:
-    """(uint8 [S, S, 3] image, label) of each transformed example, read as it goes; limit 0 is
-    all. ValueError when the split has no files."""
-    files = sorted(tf.io.gfile.glob(posixpath.join(split_dir, "*.gz")))
-    if not files:
-        raise ValueError(f"no examples in {split_dir}")
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    for record in dataset.take(limit) if limit else dataset:
-        feature = tf.train.Example.FromString(record.numpy()).features.feature
-        image = tf.io.decode_png(feature[TRANSFORMED_IMAGE].bytes_list.value[0], channels=3)
-        yield image.numpy(), int(feature[LABEL].int64_list.value[0])
+class SplitReader:
+    """Raw examples as the model sees them: Transform's graph decodes and resizes each image,
+    as the SavedModel's signatures and so the Evaluator do."""
+
+    def __init__(self, transform_graph_dir: str, batch_size: int = 32) -> None:
+        import tensorflow_transform as tft
+
+        self._layer = tft.TFTransformOutput(transform_graph_dir).transform_features_layer()
+        self._batch_size = batch_size
+        self._spec = {IMAGE_BYTES: tf.io.FixedLenFeature([1], tf.string),
+                      LABEL: tf.io.FixedLenFeature([1], tf.int64)}
+
+    def read(self, split_dir: str, limit: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+        """(uint8 [S, S, 3] image, label) of each example of a split, decoded as it goes; limit
+        0 is all. ValueError when the split has no files."""
+        files = sorted(tf.io.gfile.glob(posixpath.join(split_dir, "*.gz")))
+        if not files:
+            raise ValueError(f"no examples in {split_dir}")
+        dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+        if limit:
+            dataset = dataset.take(limit)
+        for serialized in dataset.batch(self._batch_size):
+            features = tf.io.parse_example(serialized, self._spec)
+            pngs = self._layer({IMAGE_BYTES: features[IMAGE_BYTES]})[TRANSFORMED_IMAGE]
+            for png, label in zip(pngs.numpy(), features[LABEL].numpy()[:, 0], strict=True):
+                yield tf.io.decode_png(png, channels=3).numpy(), int(label)
 
 
 def tree_size(directory: str) -> int:
@@ -73,16 +90,14 @@ def refused_all(formats: tuple[str, ...], tolerance_points: float, reason: str
             **{fmt: {"accepted": False, "reason": reason} for fmt in formats}}
 
 
-def export_formats(model_dir: str, examples: list[types.Artifact], formats: tuple[str, ...],
-                   tolerance_points: float, representative_images: int,
-                   output_dir: str) -> dict[str, Any]:
+def export_formats(model_dir: str, reader: SplitReader, train_dir: str, eval_dir: str,
+                   formats: tuple[str, ...], tolerance_points: float,
+                   representative_images: int, output_dir: str) -> dict[str, Any]:
     """Converts, writes and measures each format; the comparison, with a verdict per format."""
     try:
         classifier = convert.Classifier(model_dir)
-        train_images = [image for image, _ in read_split(
-            artifact_utils.get_split_uri(examples, "train"), representative_images)]
-        eval_dir = artifact_utils.get_split_uri(examples, "eval")
-        reference = evaluate.measure(classifier.probabilities, read_split(eval_dir))
+        train_images = [image for image, _ in reader.read(train_dir, representative_images)]
+        reference = evaluate.measure(classifier.probabilities, reader.read(eval_dir))
     except Exception as error:  # nothing to convert or measure with; the SavedModel still goes
         _LOG.warning("no TFLite model made of %s", model_dir, exc_info=True)
         return refused_all(formats, tolerance_points,
@@ -100,7 +115,7 @@ def export_formats(model_dir: str, examples: list[types.Artifact], formats: tupl
             seconds = time.monotonic() - start
             path = convert.write_model(output_dir, fmt, content, classifier.metadata(fmt))
             measured = evaluate.measure(evaluate.TFLiteClassifier(model_path=path).probabilities,
-                                        read_split(eval_dir))
+                                        reader.read(eval_dir))
         except Exception as error:  # a format that fails is refused; the SavedModel still goes
             _LOG.warning("TFLite %s failed", fmt, exc_info=True)
             comparison[fmt] = {"accepted": False,
@@ -139,8 +154,14 @@ class Executor(base_executor.BaseExecutor):
             model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
             model_dir = path_utils.serving_model_path(
                 model.uri, path_utils.is_old_model_artifact(model))
-            comparison = export_formats(model_dir, input_dict[EXAMPLES_KEY], formats, tolerance,
-                                        representative, output.uri)
+            examples = input_dict[EXAMPLES_KEY]
+            comparison = export_formats(
+                model_dir, SplitReader(artifact_utils.get_single_uri(
+                    input_dict[TRANSFORM_GRAPH_KEY])),
+                artifact_utils.get_split_uri(examples, "train"),
+                artifact_utils.get_split_uri(input_dict.get(EVAL_EXAMPLES_KEY) or examples,
+                                             "eval"),
+                formats, tolerance, representative, output.uri)
         accepted = [fmt for fmt in formats if comparison[fmt]["accepted"]]
         tf.io.gfile.makedirs(output.uri)
         with tf.io.gfile.GFile(os.path.join(output.uri, REPORT_FILE), "w") as f:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
+from components.image_example_gen.reader import make_example
 from components.tflite_export import convert, evaluate, executor, properties
 from components.tflite_export.component import TFLiteExport, TFLiteModels
 from trainer import export
@@ -63,15 +64,27 @@ def saved_model(transform_output, data, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def examples(data, write_records, tmp_path_factory) -> standard_artifacts.Examples:
-    """Transform's transformed_examples for `data`: resized PNGs and labels, per split."""
-    root = tmp_path_factory.mktemp("transformed_examples")
+def examples(data, tmp_path_factory) -> standard_artifacts.Examples:
+    """ExampleGen's examples of `data`: each image as a PNG file's bytes, with its label."""
+    root = tmp_path_factory.mktemp("examples")
     for split, (images, labels) in data.items():
         (root / f"Split-{split}").mkdir()
-        write_records(root / f"Split-{split}" / "data-00000-of-00001.gz", images, labels)
+        path = str(root / f"Split-{split}" / "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+                png = tf.io.encode_png(image).numpy()
+                writer.write(make_example(png, int(label), CLASSES[label],
+                                          f"{CLASSES[label]}/{index}.png").SerializeToString())
     artifact = standard_artifacts.Examples()
     artifact.uri = str(root)
     artifact.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def transform_graph(transform_output) -> standard_artifacts.TransformGraph:
+    artifact = standard_artifacts.TransformGraph()
+    artifact.uri = os.path.dirname(transform_output.transform_savedmodel_dir)
     return artifact
 
 
@@ -170,7 +183,7 @@ def test_a_broken_model_is_refused_and_the_tolerance_decides():
     assert evaluate.refusal(broken, reference, 1.0)
 
 
-def _run(saved_model: str, examples, tmp_path, formats: str, tolerance: float,
+def _run(saved_model: str, examples, transform_graph, tmp_path, formats: str, tolerance: float,
          blessed: bool = True) -> TFLiteModels:
     model = standard_artifacts.Model()
     model.uri = os.path.dirname(saved_model)  # the Trainer's artifact holds Format-Serving/
@@ -180,7 +193,8 @@ def _run(saved_model: str, examples, tmp_path, formats: str, tolerance: float,
     output = TFLiteModels()
     output.uri = str(tmp_path / "tflite_models")
     executor.Executor().Do(
-        {"model": [model], "model_blessing": [blessing], "examples": [examples]},
+        {"model": [model], "model_blessing": [blessing], "examples": [examples],
+         "transform_graph": [transform_graph]},
         {"tflite_models": [output]},
         {"formats": formats, "tolerance_points": tolerance, "representative_images": 16})
     return output
@@ -191,8 +205,9 @@ def _comparison(output: TFLiteModels) -> dict:
 
 
 @pytest.mark.slow  # the trained model fixture, and conversions
-def test_executor_accepts_formats_within_the_tolerance(saved_model, examples, tmp_path):
-    output = _run(saved_model, examples, tmp_path, "float16,int8", 1.0)
+def test_executor_accepts_formats_within_the_tolerance(saved_model, examples, transform_graph,
+                                                       tmp_path):
+    output = _run(saved_model, examples, transform_graph, tmp_path, "float16,int8", 1.0)
     comparison = _comparison(output)
     assert json.loads(output.get_string_custom_property(properties.ACCEPTED)) == [
         "float16", "int8"]
@@ -216,9 +231,10 @@ def test_executor_accepts_formats_within_the_tolerance(saved_model, examples, tm
 
 
 @pytest.mark.slow  # the trained model fixture, and conversions
-def test_executor_refuses_a_format_that_fails_the_tolerance(saved_model, examples, tmp_path):
+def test_executor_refuses_a_format_that_fails_the_tolerance(saved_model, examples,
+                                                            transform_graph, tmp_path):
     # float16 answers as the SavedModel does, so its accuracy is equal: -1 point demands more.
-    output = _run(saved_model, examples, tmp_path, "float16", -1.0)
+    output = _run(saved_model, examples, transform_graph, tmp_path, "float16", -1.0)
     entry = _comparison(output)["float16"]
     assert json.loads(output.get_string_custom_property(properties.ACCEPTED)) == []
     assert not entry["accepted"]
@@ -226,19 +242,21 @@ def test_executor_refuses_a_format_that_fails_the_tolerance(saved_model, example
 
 
 @pytest.mark.slow  # the trained model fixture, and conversions
-def test_executor_converts_nothing_for_an_unblessed_model(saved_model, examples, tmp_path):
-    output = _run(saved_model, examples, tmp_path, "int8", 1.0, blessed=False)
+def test_executor_converts_nothing_for_an_unblessed_model(saved_model, examples,
+                                                         transform_graph, tmp_path):
+    output = _run(saved_model, examples, transform_graph, tmp_path, "int8", 1.0, blessed=False)
     assert _comparison(output)["int8"] == {"accepted": False,
                                            "reason": "not converted: the model is not blessed"}
     assert not (tmp_path / "tflite_models" / "model_int8.tflite").exists()
 
 
-def test_a_model_that_cannot_be_converted_is_refused_without_failing(examples, tmp_path):
+def test_a_model_that_cannot_be_converted_is_refused_without_failing(examples, transform_graph,
+                                                                     tmp_path):
     plain = tf.Module()
     plain.v = tf.Variable(1.0)
     path = str(tmp_path / "model" / "Format-Serving")
     tf.saved_model.save(plain, path)
-    entry = _comparison(_run(path, examples, tmp_path, "float16", 1.0))["float16"]
+    entry = _comparison(_run(path, examples, transform_graph, tmp_path, "float16", 1.0))["float16"]
     assert not entry["accepted"]
     assert entry["reason"].startswith("not converted: ValueError: the SavedModel at")
 
@@ -254,7 +272,8 @@ def test_component_rejects_bad_parameters(kwargs, message):
 
     channels = {"model": tfx.dsl.Channel(type=standard_artifacts.Model),
                 "model_blessing": tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
-                "examples": tfx.dsl.Channel(type=standard_artifacts.Examples)}
+                "examples": tfx.dsl.Channel(type=standard_artifacts.Examples),
+                "transform_graph": tfx.dsl.Channel(type=standard_artifacts.TransformGraph)}
     with pytest.raises(ValueError, match=message):
         TFLiteExport(**channels, **kwargs)
 

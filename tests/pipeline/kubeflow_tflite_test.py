@@ -35,7 +35,8 @@ def test_the_tflite_step_compiles_and_feeds_the_pusher(tmp_path: Path, target: s
     assert (pusher_input.producer_task, pusher_input.output_artifact_key) == (
         "TFLiteExport", "tflite_models")
     export_inputs = tasks["TFLiteExport"].inputs.artifacts
-    assert export_inputs["examples"].task_output_artifact.producer_task == "Transform"
+    assert export_inputs["examples"].task_output_artifact.producer_task == "ImageExampleGen"
+    assert export_inputs["transform_graph"].task_output_artifact.producer_task == "Transform"
     assert export_inputs["model_blessing"].task_output_artifact.producer_task == "Evaluator"
     output = spec.components["TFLiteExport"].output_definitions.artifacts["tflite_models"]
     assert "title: components.TFLiteModels" in output.artifact_type.instance_schema

@@ -67,12 +67,19 @@ def test_tflite_export_feeds_the_pusher_only_when_formats_are_asked_for():
     export = components["TFLiteExport"]
     assert export.inputs["model"] is components["Trainer"].outputs["model"]
     assert export.inputs["model_blessing"] is components["Evaluator"].outputs["blessing"]
-    assert export.inputs["examples"] is components["Transform"].outputs["transformed_examples"]
+    assert export.inputs["examples"] is components["ImageExampleGen"].outputs["examples"]
+    assert export.inputs["eval_examples"] is components["Evaluator"].inputs["examples"]
+    assert export.inputs["transform_graph"] is components["Transform"].outputs["transform_graph"]
     assert export.exec_properties["formats"] == "int8"
     assert export.exec_properties["tolerance_points"] == 2.0
     assert components["Pusher"].inputs["tflite_models"] is export.outputs["tflite_models"]
     without = _by_id(create_pipeline(_config()))
     assert "TFLiteExport" not in without and "tflite_models" not in without["Pusher"].inputs
+    # With --drop-leaked-eval it measures on the Evaluator's eval split, without the leaks.
+    dropping = _by_id(create_pipeline(_config(audit=AuditConfig(drop_leaked_eval=True),
+                                              tflite=TFLiteConfig(("int8",)))))
+    assert dropping["TFLiteExport"].inputs["eval_examples"] is (
+        dropping["DropLeakedEval"].outputs["eval_examples"])
 
 
 def test_docker_option_uses_tfx_infra_validator_with_tf_serving():
