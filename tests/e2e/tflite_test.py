@@ -32,6 +32,8 @@ def test_a_run_with_tflite_pushes_both_formats_beside_the_saved_model(run_pipeli
     compared = summary.tflite
     assert compared["eval_images"] == summary.examples_per_split["eval"]
     assert compared["tolerance_points"] == 100.0
+    # The same images, decoded the same way: the SavedModel's accuracy is the Evaluator's.
+    assert compared["saved_model"]["accuracy"] == pytest.approx(summary.eval_accuracy, abs=1e-6)
     for fmt in ("float16", "int8"):
         entry = compared[fmt]
         assert entry["accepted"], entry
