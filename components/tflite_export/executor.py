@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_executor
@@ -54,8 +55,6 @@ class SplitReader:
     as the SavedModel's signatures and so the Evaluator do."""
 
     def __init__(self, transform_graph_dir: str, batch_size: int = 32) -> None:
-        import tensorflow_transform as tft
-
         self._layer = tft.TFTransformOutput(transform_graph_dir).transform_features_layer()
         self._batch_size = batch_size
         self._spec = {IMAGE_BYTES: tf.io.FixedLenFeature([1], tf.string),
