@@ -55,8 +55,10 @@ RUN --mount=type=bind,source=.,target=/context \
     fi
 
 # A missing module fails the build here, not a pipeline run later: every executor, the Trainer's
-# and Transform's modules, and the custom artifact type Kubeflow V2 imports by its TYPE_NAME.
+# and Transform's modules, the gate's TFMA metric the Evaluator loads by module name, and the
+# custom artifact type Kubeflow V2 imports by its TYPE_NAME.
 RUN python -c "import components, trainer.run, trainer.transform; \
 import components.image_example_gen.executor, components.data_validation.executor; \
 import components.load_check.executor, components.serving_pusher.executor; \
+import components.model_gate.paired; \
 assert components.DataVerdict.TYPE_NAME == 'components.DataVerdict'"

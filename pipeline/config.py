@@ -14,20 +14,22 @@ DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
 
 @dataclasses.dataclass(frozen=True)
 class GateConfig:
-    """When a trained model is blessed: an absolute accuracy bound, and no worse than the baseline.
+    """When a trained model is blessed: an absolute accuracy bound, and not worse than the baseline.
 
-    `accuracy_margin` is how much lower than the latest blessed model's accuracy a candidate may
-    score; the first run, with no blessed model yet, is judged on `accuracy_threshold` alone.
+    Against the latest blessed model, on the same eval images, McNemar's exact one-sided test:
+    refused when significantly worse at level `alpha` overall, or at `alpha / classes`
+    (Bonferroni) on any class's images; a drop within noise passes. The first run, with no
+    blessed model yet, is judged on `accuracy_threshold` alone.
     """
 
     accuracy_threshold: float = 0.8
-    accuracy_margin: float = 0.02
+    alpha: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.accuracy_threshold <= 1.0:
             raise ValueError(f"accuracy_threshold must be in [0, 1], got {self.accuracy_threshold}")
-        if self.accuracy_margin < 0.0:
-            raise ValueError(f"accuracy_margin must be >= 0, got {self.accuracy_margin}")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
 
 
 @dataclasses.dataclass(frozen=True)

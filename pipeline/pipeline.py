@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 import tensorflow_model_analysis as tfma
@@ -12,6 +13,8 @@ from components.data_audit.component import DataAudit, DropLeakedEval
 from components.data_validation.component import CurateSchema, DataGate
 from components.image_example_gen.component import image_example_gen
 from components.load_check.component import ModelLoadCheck
+from components.model_gate.paired import METRIC_NAME as PAIRED_METRIC
+from components.model_gate.paired import PairedWorse
 from components.serving_pusher.component import ServingPusher
 from components.tflite_export.component import TFLiteExport
 from pipeline.config import GateConfig, PipelineConfig
@@ -27,43 +30,57 @@ from trainer.contract import (
     RUN_FN,
 )
 
+CLASS_SLICES = tfma.SlicingSpec(feature_keys=[LABEL_NAME])  # one slice per class's eval images
+
 
 def make_eval_config(gate: GateConfig, num_classes: int) -> tfma.EvalConfig:
-    """Metrics overall and per class; the gate is on overall accuracy.
+    """Metrics overall and per class; the gate: accuracy, and a paired test against the baseline.
 
-    Accuracy must reach `gate.accuracy_threshold` and may fall at most `gate.accuracy_margin`
-    below the baseline (the latest blessed model); TFMA drops the change threshold when there is
-    no baseline yet. The thresholds are attached to the overall slice only, so small per-class
-    slices are reported without gating.
+    Accuracy must reach `gate.accuracy_threshold` (on the overall slice). Against the baseline
+    (the latest blessed model), `PairedWorse` gives McNemar's exact one-sided p-value that the
+    candidate is worse on the same images; a change threshold refuses it below `gate.alpha`
+    overall and below `gate.alpha / num_classes` on any class's slice. TFX drops change
+    thresholds when there is no baseline yet, so the first run is judged on accuracy alone.
     """
-    accuracy_gate = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.accuracy_threshold}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -gate.accuracy_margin}),
-    )
-    gate_on_overall = tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                                   threshold=accuracy_gate)
+    accuracy_gate = tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec()],
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+            lower_bound={"value": gate.accuracy_threshold})))
+
+    def not_worse(level: float) -> tfma.MetricThreshold:
+        return tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": level}))
+
+    paired = tfma.MetricConfig(
+        class_name=PairedWorse.__name__, module=PairedWorse.__module__,
+        config=json.dumps({"name": PAIRED_METRIC}),
+        per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                         threshold=not_worse(gate.alpha)),
+            tfma.PerSliceMetricThreshold(slicing_specs=[CLASS_SLICES],
+                                         threshold=not_worse(gate.alpha / num_classes))])
     if num_classes == 2:
         metrics = [
             tfma.MetricConfig(class_name="BinaryAccuracy", config='{"name": "accuracy"}',
-                              per_slice_thresholds=[gate_on_overall]),
+                              per_slice_thresholds=[accuracy_gate]),
             tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}'),
             tfma.MetricConfig(class_name="Precision", config='{"name": "precision"}'),
             tfma.MetricConfig(class_name="Recall", config='{"name": "recall"}'),
             tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
+            paired,
         ]
     else:
         metrics = [
             tfma.MetricConfig(class_name="SparseCategoricalAccuracy",
                               config='{"name": "accuracy"}',
-                              per_slice_thresholds=[gate_on_overall]),
+                              per_slice_thresholds=[accuracy_gate]),
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            paired,
         ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EXAMPLES_SIGNATURE, label_key=LABEL,
                                     preprocessing_function_names=[])],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LABEL_NAME])],
+        slicing_specs=[tfma.SlicingSpec(), CLASS_SLICES],
         metrics_specs=[tfma.MetricsSpec(
             metrics=[tfma.MetricConfig(class_name="ExampleCount"), *metrics])],
     )

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -39,6 +40,10 @@ QUARANTINED = "quarantined"
 # They reach it when Beam runs in this process (DirectRunner in_memory, the default).
 PROGRESS = progress_logger()
 PROGRESS_SECONDS = 1.0  # at most one progress record a second per DoFn instance
+# Candidates travel in lists of this many through the shuffle: a runner that holds a shuffle in
+# memory (the DirectRunner) pays its per-element overhead per list, not per file, and a list is
+# still a small unit of work to spread across workers.
+CANDIDATES_PER_ELEMENT = 256
 SKIPPED = "skipped"
 COUNTS = "counts"
 
@@ -75,9 +80,13 @@ class ListFiles(beam.DoFn):
     """A split folder -> its candidate images; its skipped and path-quarantined files apart.
 
     Each input is a folder relative to the data root (a split's root, or an earlier span's in a
-    window). Candidates go to the main output as (path, path relative to the data root, class
-    name); system files to `SKIPPED`, files that cannot be an image of a class by their path
-    to `QUARANTINED` (both as report records), and one `COUNTS` record per folder: its data
+    window). Candidates go to the main output in lists: `(folder, class name, file names)`, up to
+    `CANDIDATES_PER_ELEMENT` names of one folder, the folder relative to the data root
+    (`ToExample` joins them to the root again; a path that would not join back so, never seen,
+    travels alone with its full path as a fourth item). So the shuffle carries a file's name,
+    not its full path twice, and its per-element cost once per list. System files
+    go to `SKIPPED`, files that cannot be an image of a class by their path to `QUARANTINED`
+    (both as report records), and one `COUNTS` record per folder: its data
     files (all but the skipped ones) per class, which the executor needs for its counts.
     """
 
@@ -88,6 +97,7 @@ class ListFiles(beam.DoFn):
         """Walks one folder, one directory listing at a time."""
         per_class: dict[str, int] = {}
         candidates = 0
+        batch: tuple[str, str, list[str]] | None = None  # (folder, class name, file names)
         for found in files.iter_files(self._input_base, root):
             if found.skipped:
                 yield beam.pvalue.TaggedOutput(SKIPPED, SkippedFile(
@@ -98,9 +108,20 @@ class ListFiles(beam.DoFn):
             if found.problem:
                 yield beam.pvalue.TaggedOutput(QUARANTINED, QuarantinedFile(
                     found.relative, *found.problem, found.class_name).__dict__)
-            else:
-                candidates += 1
-                yield found.path, found.relative, found.class_name
+                continue
+            candidates += 1
+            folder, name = posixpath.split(found.relative)
+            if posixpath.join(self._input_base, found.relative) != found.path:
+                yield folder, found.class_name, [name], found.path
+                continue
+            if batch and (batch[:2] != (folder, found.class_name)
+                          or len(batch[2]) == CANDIDATES_PER_ELEMENT):
+                yield batch
+                batch = None
+            batch = batch or (folder, found.class_name, [])
+            batch[2].append(name)
+        if batch:
+            yield batch
         PROGRESS.info("found %d images under %s", candidates, root or ".",
                       extra={INGEST_FOUND: candidates})
         yield beam.pvalue.TaggedOutput(COUNTS, {"root": root, "data_per_class": per_class})
@@ -109,12 +130,13 @@ class ListFiles(beam.DoFn):
 class ToExample(beam.DoFn):
     """A candidate file -> its serialized example on its split's output, or a quarantine record.
 
-    Candidates are (path, path relative to the data root, class name). Without `splits`, every
-    example goes to output split 0 (an input split is an output split).
+    Candidates come in lists from `ListFiles`. Without `splits`, every example goes to output
+    split 0 (an input split is an output split).
     """
 
-    def __init__(self, class_names: Sequence[str], max_pixels: int,
+    def __init__(self, input_base: str, class_names: Sequence[str], max_pixels: int,
                  splits: HashSplits | None = None):
+        self._input_base = input_base
         self._class_names = tuple(class_names)
         self._max_pixels = max_pixels
         self._splits = splits
@@ -141,12 +163,20 @@ class ToExample(beam.DoFn):
         logging.getLogger(__name__).info("imgpipe ToExample set up in process %d from %s",
                                          os.getpid(), __file__)
 
-    def process(self, candidate: tuple[str, str, str]) -> Iterator[Any]:
+    def process(self, candidates: tuple[Any, ...]) -> Iterator[Any]:
+        """Reads, checks and converts one folder's list of files (see `ListFiles`)."""
+        folder, class_name, names = candidates[:3]
+        for name in names:
+            relative = posixpath.join(folder, name)
+            path = candidates[3] if len(candidates) > 3 else posixpath.join(self._input_base,
+                                                                            relative)
+            yield from self._convert(path, relative, class_name)
+
+    def _convert(self, path: str, relative: str, class_name: str) -> Iterator[Any]:
         """Reads, checks and converts one file."""
         self._unreported += 1
         if time.monotonic() - self._reported_at >= PROGRESS_SECONDS:
             self.finish_bundle()
-        path, relative, class_name = candidate
         try:
             with FileSystems.open(path) as handle:
                 data = handle.read()

@@ -123,7 +123,8 @@ class Executor(BaseExampleGenExecutor):
         input_config, output_config = _configs(exec_properties)
         split_names = utils.generate_output_split_names(input_config, output_config)
 
-        to_example = functools.partial(convert.ToExample, plan.class_names, plan.max_pixels)
+        to_example = functools.partial(convert.ToExample, plan.input_base, plan.class_names,
+                                       plan.max_pixels)
         if output_config.split_config.splits:  # one input split, hash-split into the outputs
             buckets = [s.hash_buckets for s in output_config.split_config.splits]
             hash_splits = convert.HashSplits(

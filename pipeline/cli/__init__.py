@@ -52,6 +52,15 @@ def _prepare_environment() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
+def _command_name() -> str:
+    """The command as typed, without its options: "sample-data", "kfp run-local"."""
+    words = sys.argv[1:3]
+    if words and words[0] in ("kfp", "vertex") and len(words) == 2 \
+            and not words[1].startswith("-"):
+        return " ".join(words)
+    return words[0] if words else "command"
+
+
 def main() -> None:
     """Console entry point: user errors are one line on stderr and exit code 2."""
     _prepare_environment()
@@ -68,6 +77,14 @@ def main() -> None:
         code = 2
     except UserError as error:
         click.echo(f"imgpipe: error: {error}", err=True)
+        code = 2
+    except Exception as error:
+        from pipeline.local.disk_space import command_disk_full_error, is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        click.echo(f"imgpipe: error: {command_disk_full_error(error, _command_name())}",
+                   err=True)
         code = 2
     sys.stdout.flush()
     sys.stderr.flush()

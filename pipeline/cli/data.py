@@ -32,7 +32,16 @@ def sample_data(out: Path, classes: int, shapes: str | None, per_class: int, siz
                         f"choose from {', '.join(SHAPES)}")
     if len(set(names)) < 2:
         raise UserError("--shapes needs at least two different shapes")
-    report = write_sample_data(out, names, per_class, size, seed)
+    try:
+        report = write_sample_data(out, names, per_class, size, seed)
+    except OSError as error:
+        from pipeline.local.disk_space import command_disk_full_error, is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        raise command_disk_full_error(error, "sample-data", out, f"run the same command again: "
+                                      f"{out} holds part of the images, which it rewrites "
+                                      "whole") from None
     click.echo(f"wrote {report.jpeg_files} JPEG and {report.png_files} PNG images of "
                f"{size}x{size} px in {len(names)} classes ({', '.join(names)}) to {out}")
 

@@ -185,6 +185,12 @@ def image_model_options(command: Callable) -> Callable:
 PIPELINE_OPTIONS = [
     click.option("--accuracy-threshold", default=0.8, show_default=True,
                  type=click.FloatRange(0.0, 1.0), help="Eval accuracy needed to bless and push."),
+    click.option("--gate-alpha", default=0.05, show_default=True,
+                 type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+                 help="Significance level of the gate's paired test against the last blessed "
+                      "model (McNemar's exact one-sided test on the same eval images): a model "
+                      "significantly worse overall, or on any class at this level divided by "
+                      "the number of classes, is not blessed; a drop within noise is."),
     click.option("--keep-versions", default=5, show_default=True,
                  type=click.IntRange(1, 10_000),
                  help="Newest pushed versions kept in OUTPUT/serving/<model-name>/."),
@@ -229,10 +235,10 @@ PIPELINE_OPTIONS = [
                  help="Percentage points of eval accuracy a TFLite model may lose against the "
                       "SavedModel and still be pushed."),
 ]
-PIPELINE_OPTION_NAMES = ("accuracy_threshold", "keep_versions", "no_cache", "span",
-                         "eval_percent", "max_quarantined", "max_pixels", "max_request_images",
-                         "max_class_drift", "no_audit", "max_leakage", "drop_leaked_eval",
-                         "tflite", "tflite_tolerance")
+PIPELINE_OPTION_NAMES = ("accuracy_threshold", "gate_alpha", "keep_versions", "no_cache",
+                         "span", "eval_percent", "max_quarantined", "max_pixels",
+                         "max_request_images", "max_class_drift", "no_audit", "max_leakage",
+                         "drop_leaked_eval", "tflite", "tflite_tolerance")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -299,7 +305,8 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         data_root=destination.data_root,
         serving_model_dir=destination.serving_model_dir,
         hparams=hparams,
-        gate=GateConfig(accuracy_threshold=options["accuracy_threshold"]),
+        gate=GateConfig(accuracy_threshold=options["accuracy_threshold"],
+                        alpha=options["gate_alpha"]),
         layout=ImageLayout(spans=spans, given_splits=given_splits, span=options["span"],
                            train_eval_buckets=eval_buckets(options["eval_percent"]),
                            window=window),

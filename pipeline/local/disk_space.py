@@ -12,50 +12,32 @@ reuses every step that finished (TFX's cache).
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, exception_chain, is_disk_full
 
-# What each layer says when the disk is full: the C library (Python, TensorFlow), SQLite.
-NO_SPACE_MESSAGES = ("no space left on device", "database or disk is full")
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """`error` and every exception it was raised from or while handling, without repeats."""
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
+__all__ = ["command_disk_full_error", "disk_full_error", "full_folder", "is_disk_full"]
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """True when `error`, or any exception in its chain, says the disk has no space left."""
-    for link in _chain(error):
-        if isinstance(link, OSError) and link.errno == errno.ENOSPC:
-            return True
-        if any(message in str(link).lower() for message in NO_SPACE_MESSAGES):
-            return True
-    return False
+def _named_folder(error: BaseException, outside: Path | None = None) -> Path | None:
+    """The nearest existing folder of the first file the chain names (outside `outside`)."""
+    for link in exception_chain(error):
+        name = getattr(link, "filename", None) if isinstance(link, OSError) else None
+        if isinstance(name, str | Path) and str(name):
+            path = Path(name).resolve()
+            if outside is None or path != outside and outside not in path.parents:
+                folder = path.parent
+                while not folder.is_dir():
+                    folder = folder.parent
+                return folder
+    return None
 
 
 def full_folder(error: BaseException, output: Path) -> Path:
     """The folder to free: `output`, unless the chain names a file that lies outside it (e.g. a
     temporary folder on another disk), then the nearest folder of that file's that still exists
     (a step's temporary folder is removed as it fails)."""
-    root = output.resolve()
-    for link in _chain(error):
-        name = getattr(link, "filename", None) if isinstance(link, OSError) else None
-        if isinstance(name, str | Path) and str(name):
-            path = Path(name).resolve()
-            if path != root and root not in path.parents:
-                folder = path.parent
-                while not folder.is_dir():
-                    folder = folder.parent
-                return folder
-    return output
+    return _named_folder(error, output.resolve()) or output
 
 
 def disk_full_error(error: BaseException, output: Path, where: str) -> UserError:
@@ -63,3 +45,12 @@ def disk_full_error(error: BaseException, output: Path, where: str) -> UserError
     return UserError(f"no space left on device in {full_folder(error, output)} ({where}); free "
                      "space there and run the same command again: the steps that finished are "
                      "kept, and it reuses them")
+
+
+def command_disk_full_error(error: BaseException, command: str, folder: Path | None = None,
+                            then: str = "run the same command again") -> UserError:
+    """The one line for any other command stopped by a full disk (`command`: "sample-data"):
+    the folder named in the chain, else `folder`, else none; `then`, what to do once freed."""
+    where = _named_folder(error) or folder
+    return UserError(f"no space left on device{f' in {where}' if where else ''} (imgpipe "
+                     f"{command}); free space there and {then}")

@@ -7,7 +7,6 @@ import datetime
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -46,15 +45,20 @@ def write_run_report(layout: OutputLayout, summary: RunSummary, stamp: str,
             return f"not written ({type(error).__name__}: {error}); see {log_path}"
 
 
-def write_summary(path: Path, summary: RunSummary) -> None:
-    """Writes summary.json in one atomic step: a full disk leaves the last one whole."""
+def write_whole(path: Path, data: bytes) -> None:
+    """Writes `path` in one atomic step: a full disk or a stop leaves the last one whole."""
     partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+        partial.write_bytes(data)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def write_summary(path: Path, summary: RunSummary) -> None:
+    """Writes summary.json in one atomic step."""
+    write_whole(path, (json.dumps(summary.to_json(), indent=2) + "\n").encode("utf-8"))
 
 
 def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report: bool = True,
@@ -103,9 +107,10 @@ def run_and_summarize(config: PipelineConfig, layout: OutputLayout, with_report:
         raise UserError(f"{where} failed: {type(failure).__name__}: "
                         f"{message[-1] if message else ''}; full log: {log_path}"
                         + (f"; report: {report}" if report else ""))
-    write_summary(layout.summary_path, summary)
+    # The findings before the summary that points at them, each replaced whole.
     if summary.audit:
-        shutil.copyfile(summary.audit["findings"], layout.audit_path)
+        write_whole(layout.audit_path, Path(summary.audit["findings"]).read_bytes())
     elif layout.audit_path.exists():  # --no-audit: no stale findings beside this run's summary
         layout.audit_path.unlink()
+    write_summary(layout.summary_path, summary)
     return summary, report

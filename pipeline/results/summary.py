@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow_data_validation as tfdv
-import tensorflow_model_analysis as tfma
 from tfx.components.evaluator.constants import ARTIFACT_PROPERTY_BLESSED_KEY as EVALUATOR_BLESSED
 
 from components.data_audit import properties as audit_props
@@ -19,6 +18,7 @@ from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
 from pipeline.results import tflite as tflite_results
+from pipeline.results.evaluation import read_evaluation
 from pipeline.results.metadata import read_latest_run
 from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, INPUT_SCALING_KEY, LABEL_NAME
 
@@ -57,6 +57,10 @@ class RunSummary:
     # TFLiteExport's comparison with the SavedModel, and the TFLite files pushed with the version.
     tflite: dict[str, Any] = dataclasses.field(default_factory=dict)
     pushed_tflite: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The Evaluator's own: the accuracy's exact 95% interval [low, high], and the paired test
+    # against the last blessed model ('overall', 'per_class'; empty without one).
+    accuracy_interval: list[float] | None = None
+    paired_test: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -129,6 +133,29 @@ class RunSummary:
                 + "; ".join(self.chance["likely_causes"]))
         return out
 
+    def gate_lines(self) -> list[str]:
+        """The accuracy with its interval, and the paired test against the last blessed model."""
+        verdict = ">=" if self.eval_accuracy >= self.accuracy_threshold else "<"
+        interval = (f" (95% interval {self.accuracy_interval[0]:.3f}-"
+                    f"{self.accuracy_interval[1]:.3f})" if self.accuracy_interval else "")
+        line = (f"eval accuracy {self.eval_accuracy:.3f}{interval} {verdict} threshold "
+                f"{self.accuracy_threshold:.3f} on {self.eval_example_count} images")
+        paired = self.paired_test
+        if self.accuracy_change is None and not paired:
+            return [line + "; no blessed model before, judged on the threshold alone"]
+        against = "against the last blessed model"
+        if self.accuracy_change is not None:
+            against += (f" (its accuracy {self.eval_accuracy - self.accuracy_change:.3f}, "
+                        f"change {self.accuracy_change:+.3f})")
+        if paired:
+            against += f" on the same images: {paired['overall']['description']}"
+        out = [line, against]
+        if paired.get("per_class"):
+            out.append("against it per class: " + "; ".join(
+                f"{name} {test['description']}"
+                for name, test in sorted(paired["per_class"].items())))
+        return out
+
     def lines(self) -> list[str]:
         """The human-readable summary, one fact per line."""
         out = [f"run {self.run_id}: " + ", ".join(
@@ -145,14 +172,7 @@ class RunSummary:
         if self.eval_accuracy is None:
             out.append("evaluation: no result")
         else:
-            verdict = ">=" if self.eval_accuracy >= self.accuracy_threshold else "<"
-            line = (f"eval accuracy {self.eval_accuracy:.3f} {verdict} threshold "
-                    f"{self.accuracy_threshold:.3f} on {self.eval_example_count} images")
-            if self.accuracy_change is not None:
-                line += f"; change against the last blessed model {self.accuracy_change:+.3f}"
-            else:
-                line += "; no blessed model before, judged on the threshold alone"
-            out.append(line)
+            out.extend(self.gate_lines())
             others = {k: v for k, v in self.eval_metrics.items()
                       if k not in ("accuracy", "example_count")}
             if others:
@@ -227,46 +247,6 @@ def _example_counts(statistics: list) -> tuple[dict[str, int], dict[str, dict[st
     return counts, per_class
 
 
-def _metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float],
-                                          dict[str, float]]:
-    """(overall metrics, their change against the baseline, accuracy per class slice)."""
-    overall: dict[str, float] = {}
-    change: dict[str, float] = {}
-    per_class: dict[str, float] = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        keys = slice_metrics.slice_key.single_slice_keys
-        for entry in slice_metrics.metric_keys_and_values:
-            if not entry.value.HasField("double_value"):
-                continue  # plots and confusion matrices
-            value = entry.value.double_value.value
-            if not keys:
-                (change if entry.key.is_diff else overall)[entry.key.name] = value
-            elif entry.key.name == "accuracy" and not entry.key.is_diff:
-                per_class[keys[0].bytes_value.decode("utf-8")] = value
-    return overall, change, per_class
-
-
-def _gate_failures(evaluation_uri: str) -> list[str]:
-    """One phrase per failed threshold, e.g. 'accuracy 0.512 < threshold 0.800'."""
-    reasons = []
-    result = tfma.load_validation_result(evaluation_uri)
-    for per_slice in result.metric_validations_per_slice:
-        where = "" if not per_slice.slice_key.single_slice_keys else " on a slice"
-        for failure in per_slice.failures:
-            name = failure.metric_key.name
-            value = failure.metric_value.double_value.value
-            value_bound = failure.metric_threshold.value_threshold.lower_bound.value
-            change_bound = failure.metric_threshold.change_threshold.absolute.value
-            if failure.message:
-                reasons.append(f"{name}{where}: {failure.message.strip()}")
-            elif failure.metric_key.is_diff:
-                reasons.append(f"{name} changed {value:+.3f} against the last blessed model, "
-                               f"more than the allowed {change_bound:+.3f}")
-            else:
-                reasons.append(f"{name}{where} {value:.3f} < threshold {value_bound:.3f}")
-    return reasons
-
-
 def trainer_record(model_runs: list) -> dict[str, Any]:
     """The history.json the Trainer wrote beside its model (trainer/run.py); {} without one."""
     if not model_runs:
@@ -299,18 +279,18 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
     examples, examples_by_class = _example_counts(
         outputs.get("StatisticsGen", {}).get("statistics", []))
     evaluator = outputs.get("Evaluator", {})
-    overall: dict[str, float] = {}
-    changes: dict[str, float] = {}
-    per_class: dict[str, float] = {}
-    if evaluator.get("evaluation"):
-        overall, changes, per_class = _metrics(evaluator["evaluation"][0].uri)
+    evaluation = (read_evaluation(evaluator["evaluation"][0].uri)
+                  if evaluator.get("evaluation") else None)
+    overall = evaluation.metrics if evaluation else {}
     count = overall.get("example_count")
     blessings = evaluator.get("blessing", [])
     blessed = (bool(blessings[0].custom_properties[EVALUATOR_BLESSED].int_value) if blessings
                else None)
-    not_blessed_because = []
-    if blessed is False and evaluator.get("evaluation"):
-        not_blessed_because = _gate_failures(evaluator["evaluation"][0].uri)
+    not_blessed_because = evaluation.failures if blessed is False and evaluation else []
+    paired_test = {}
+    if evaluation and evaluation.paired:
+        paired_test = {"overall": evaluation.paired.to_json(), "per_class": {
+            name: test.to_json() for name, test in evaluation.paired_per_class.items()}}
     load_check_failure = None
     for name in ("ModelLoadCheck", "InfraValidator"):
         for infra in outputs.get(name, {}).get("blessing", []):
@@ -355,9 +335,9 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         eval_accuracy=overall.get("accuracy"),
         eval_example_count=int(count) if count is not None else None,
         accuracy_threshold=accuracy_threshold,
-        accuracy_change=changes.get("accuracy"),
+        accuracy_change=evaluation.changes.get("accuracy") if evaluation else None,
         eval_metrics=overall,
-        per_class_accuracy=per_class,
+        per_class_accuracy=evaluation.per_class if evaluation else {},
         blessed=blessed,
         not_blessed_because=not_blessed_because,
         load_check_failure=load_check_failure,
@@ -374,4 +354,6 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         tflite=tflite_results.comparison(
             outputs.get("TFLiteExport", {}).get("tflite_models", [])),
         pushed_tflite=pushed_tflite,
+        accuracy_interval=list(evaluation.accuracy_interval or ()) or None if evaluation else None,
+        paired_test=paired_test,
     )

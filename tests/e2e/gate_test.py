@@ -1,6 +1,7 @@
-"""The gate end to end: a good model is pushed; a worse one (trained on shuffled labels) is not,
-and the serving directory stays as it was; an interrupted push leaves nothing visible, the next
-run publishes the next version, and versions beyond --keep-versions are removed."""
+"""The gate end to end: a good model is pushed; a worse one (trained on shuffled labels) is
+refused by the paired test against it, and the serving directory stays as it was; an
+interrupted push leaves nothing visible, the next run publishes the next version, and versions
+beyond --keep-versions are removed."""
 
 from pathlib import Path
 
@@ -71,7 +72,10 @@ def test_worse_model_is_not_blessed_and_an_interrupted_push_leaves_nothing(tmp_p
     worse = run(data, output, warm_start=False)
     assert worse["blessed"] is False
     assert worse["accuracy_change"] < -0.02, worse
-    assert any("against the last blessed model" in r for r in worse["not_blessed_because"])
+    # Refused by the paired test on the same eval images, not by a margin on accuracy.
+    assert worse["paired_test"]["overall"]["significantly_worse"], worse["paired_test"]
+    assert any(r.startswith("significantly worse than the last blessed model overall")
+               for r in worse["not_blessed_because"]), worse["not_blessed_because"]
     assert worse["pushed_path"] is None
     assert _serving_listing(output) == serving_before  # nothing added, nothing removed
 

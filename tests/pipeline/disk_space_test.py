@@ -113,14 +113,16 @@ class _Summary:
 
 
 def _write_half(monkeypatch) -> None:
-    """Path.write_text writes the first 5 characters, then finds the disk full."""
-    real_write_text = Path.write_text
+    """Path.write_text and write_bytes write the first 5 characters or bytes, then find the
+    disk full."""
+    for name in ("write_text", "write_bytes"):
+        real = getattr(Path, name)
 
-    def write_half(self, text, *args, **kwargs):
-        real_write_text(self, text[:5], *args, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        def write_half(self, data, *args, real=real, **kwargs):
+            real(self, data[:5], *args, **kwargs)
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
-    monkeypatch.setattr(Path, "write_text", write_half)
+        monkeypatch.setattr(Path, name, write_half)
 
 
 def test_a_summary_the_disk_cannot_take_leaves_the_last_one_whole(tmp_path, monkeypatch):

@@ -132,6 +132,21 @@ def test_vertex_push_goes_under_the_pipeline_root_and_custom_types_import(vertex
     assert artifact_type_problems(broken)
 
 
+def test_vertex_evaluator_gates_with_our_paired_metric_against_the_baseline(vertex_job):
+    """The Evaluator in the image loads the gate's metric by module name: it must be ours."""
+    import importlib
+
+    eval_config = json.loads(_parameter(vertex_job["pipelineSpec"], "Evaluator", "eval_config"))
+    metrics = eval_config["metrics_specs"][0]["metrics"]
+    (paired,) = [m for m in metrics if m.get("module", "").startswith("components.")]
+    assert getattr(importlib.import_module(paired["module"]), paired["class_name"])
+    levels = sorted(t["threshold"]["change_threshold"]["absolute"]
+                    for t in paired["per_slice_thresholds"])
+    assert levels == pytest.approx([0.05 / 2, 0.05])  # two classes: each at alpha / 2
+    assert "baseline_model" in vertex_job["pipelineSpec"]["root"]["dag"]["tasks"]["Evaluator"][
+        "inputs"]["artifacts"]
+
+
 @pytest.fixture(scope="module")
 def kubeflow_package(tmp_path_factory) -> tuple[Path, str]:
     """A kubeflow package of two classes on GPUs, and what compile said."""

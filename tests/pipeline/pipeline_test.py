@@ -118,3 +118,26 @@ def test_the_audit_flags_reach_the_config():
     assert build(drop_leaked_eval=True).drop_leaked_eval
     with pytest.raises(UserError, match="--drop-leaked-eval needs the data audit"):
         build(no_audit=True, drop_leaked_eval=True)
+
+
+def test_gate_alpha_reaches_the_evaluators_paired_thresholds():
+    import json
+
+    import click
+
+    from pipeline.cli.options import Destination, build_pipeline_config, pipeline_options
+
+    flags = click.command()(pipeline_options(lambda **_: None))
+    defaults = {p.name: p.get_default(click.Context(flags)) for p in flags.params}
+    assert defaults["gate_alpha"] == 0.05
+    config = build_pipeline_config(
+        Destination("shapes", "/tmp/root", "/tmp/data", "/tmp/serving"),
+        HParams(class_names=("a", "b", "c", "d"), weights="none"),
+        {**defaults, "gate_alpha": 0.2}, spans=False, given_splits=False)
+    assert config.gate.alpha == 0.2
+    evaluator = _by_id(create_pipeline(config))["Evaluator"]
+    eval_config = json.loads(evaluator.exec_properties["eval_config"])
+    (paired,) = [m for m in eval_config["metrics_specs"][0]["metrics"] if "module" in m]
+    levels = sorted(t["threshold"]["change_threshold"]["absolute"]
+                    for t in paired["per_slice_thresholds"])
+    assert levels == pytest.approx([0.05, 0.2])  # each of 4 classes at 0.2 / 4, overall 0.2

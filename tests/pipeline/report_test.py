@@ -1,6 +1,7 @@
 """The run report rendered from small fabricated inputs, and its example reading."""
 
 import base64
+import dataclasses
 import html.parser
 import io
 import json
@@ -141,8 +142,40 @@ def test_every_section_renders_with_its_figures_embedded():
     assert "circle/b&lt;x&gt;.png" in page  # file names are escaped
     assert "accuracy 0.750 &lt; threshold 0.800" in page
     assert "Nothing pushed: not blessed" in page
-    assert "(its accuracy 0.800)" in page  # the baseline's accuracy, from the change
+    assert "(its accuracy 0.800, change -0.050)" in page  # the baseline's, from the change
     assert "<script" not in page and "http" not in page  # nothing loaded from elsewhere
+
+
+def _paired(lost: int, gained: int, p_value: float, level: float, worse: bool) -> dict:
+    return {"lost": lost, "gained": gained, "p_value": p_value, "level": level,
+            "significantly_worse": worse,
+            "description": f"{lost} lost, {gained} gained, McNemar exact p {p_value:.3f}"}
+
+
+def test_the_interval_and_the_paired_test_are_in_the_summary_and_the_page():
+    paired = {"overall": _paired(3, 1, 0.625, 0.05, False),
+              "per_class": {"circle": _paired(0, 1, 1.0, 0.025, False),
+                            "square": _paired(3, 0, 0.25, 0.025, False)}}
+    summary = _summary(accuracy_interval=[0.194, 0.994], paired_test=paired, blessed=True,
+                       not_blessed_because=[])
+    lines = summary.lines()
+    assert ("eval accuracy 0.750 (95% interval 0.194-0.994) < threshold 0.800 on 4 images"
+            in lines)
+    assert ("against the last blessed model (its accuracy 0.800, change -0.050) on the same "
+            "images: 3 lost, 1 gained, McNemar exact p 0.625") in lines
+    assert ("against it per class: circle 0 lost, 1 gained, McNemar exact p 1.000; square 3 "
+            "lost, 0 gained, McNemar exact p 0.250") in lines
+    assert summary.to_json()["paired_test"]["overall"]["p_value"] == 0.625
+    data = _full_data()
+    data.summary = summary
+    page = render_html(data)
+    assert "Eval accuracy 0.750 (95% interval 0.194-0.994)" in page
+    assert "<th>against the last blessed model</th>" in page
+    assert "<td>3 lost, 0 gained, McNemar exact p 0.250</td>" in page
+    first = _summary(accuracy_change=None, accuracy_interval=[0.194, 0.994])
+    assert any(line.endswith("judged on the threshold alone") for line in first.lines())
+    assert "against the last blessed model" not in render_html(
+        dataclasses.replace(_full_data(), summary=first))
 
 
 def test_skipped_system_files_are_counted_apart_in_the_summary_and_the_page():

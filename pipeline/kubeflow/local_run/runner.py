@@ -36,7 +36,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.serving_pusher import properties as pushed
-from pipeline.errors import UserError
+from pipeline.errors import NO_SPACE_MESSAGES, UserError, is_disk_full
 from pipeline.kubeflow import rules
 from pipeline.kubeflow.local_run import executor_input as ei
 from pipeline.kubeflow.local_run.store import ArtifactStore, Execution, schema_title
@@ -188,9 +188,26 @@ class _Run:
         self.logs = Path(root) / ".run-local" / "logs" / self.job_id
         self.outputs: dict[str, dict[str, list[int]]] = {}
         self.results: list[TaskResult] = []
+        self._running = ""  # the task being run, for the line a full disk gets
 
     def run(self, on_task: Callable[[TaskResult], None]) -> RunResult:
+        """Every task in dependency order; a full disk, in a task or here, is one line."""
+        try:
+            return self._run(on_task)
+        except Exception as error:
+            if isinstance(error, UserError) or not is_disk_full(error):
+                raise
+            raise self._disk_full(self._running, f"log {self.logs / self._running}.*.log"
+                                  ) from None
+
+    def _disk_full(self, name: str, detail: str) -> UserError:
+        return UserError(f"no space left on device under {self.root} (task {name}"
+                         f"{'; ' + detail if detail else ''}); free space there and run the "
+                         "same command again")
+
+    def _run(self, on_task: Callable[[TaskResult], None]) -> RunResult:
         for name in task_order(self.spec):
+            self._running = name
             started = time.monotonic()
             task = self.spec.root.dag.tasks[name]
             component = self.spec.components[task.component_ref.name]
@@ -210,6 +227,8 @@ class _Run:
             self.results.append(result)
             on_task(result)
         failed = [r for r in self.results if r.state == "failed"]
+        if failed and self._disk_was_full(failed[0].name):
+            raise self._disk_full(failed[0].name, failed[0].detail)
         if failed:
             raise UserError(f"task {failed[0].name} failed ({failed[0].detail}); later tasks "
                             f"were skipped, the run's logs are in {self.logs}")
@@ -326,6 +345,16 @@ class _Run:
             return subprocess.run(words, env=container_environment(container), stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   check=False).returncode
+
+    def _disk_was_full(self, name: str) -> bool:
+        """True when the end of a task's logs says the disk was full."""
+        for log in self.logs.glob(f"{name}.*.log"):
+            with open(log, "rb") as handle:
+                handle.seek(max(0, log.stat().st_size - 65536))
+                text = handle.read().decode("utf-8", "replace").lower()
+            if any(message in text for message in NO_SPACE_MESSAGES):
+                return True
+        return False
 
     def _failed(self, name: str, why: str, started: float) -> tuple[str, str]:
         self.store.record_execution(Execution(self.job_id, name, "FAILED", "", {},

@@ -67,7 +67,12 @@ class ArtifactStore:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(self._data, indent=1, sort_keys=True), encoding="utf-8")
+        try:
+            partial.write_text(json.dumps(self._data, indent=1, sort_keys=True),
+                               encoding="utf-8")
+        except OSError:
+            partial.unlink(missing_ok=True)  # the store as it was is kept whole
+            raise
         os.replace(partial, self.path)
 
     def reserve_id(self) -> int:

@@ -122,23 +122,23 @@ def _curves(data: ReportData) -> str:
 
 def _evaluation(data: ReportData) -> str:
     s = data.summary
-    verdict = ">=" if s.eval_accuracy >= s.accuracy_threshold else "<"
     baseline = (s.eval_accuracy - s.accuracy_change) if s.accuracy_change is not None else None
-    against = (f"; change against the last blessed model {s.accuracy_change:+.3f} "
-               f"(its accuracy {baseline:.3f})" if baseline is not None else
-               "; no blessed model before, judged on the threshold alone")
-    parts = [f"<p>Eval accuracy {s.eval_accuracy:.3f} {verdict} threshold "
-             f"{s.accuracy_threshold:.3f} on {s.eval_example_count} images{_e(against)}.</p>"]
+    # The summary's own lines: the accuracy, its interval and the paired test, one source.
+    parts = ["<p>" + "<br>".join(_e(line[:1].upper() + line[1:]) for line in s.gate_lines())
+             + ".</p>"]
     rows = [(k, f"{v:.4g}") for k, v in sorted(s.eval_metrics.items())]
     parts.append(_table(("metric", "value"), rows))
     if s.per_class_accuracy:
         # TFMA's accuracy on the slice of a class's own images is that class's recall.
         images = s.examples_per_split_and_class.get("eval", {})
+        paired = (s.paired_test or {}).get("per_class", {})
+        header = ("class", "recall", "eval images") + (
+            ("against the last blessed model",) if paired else ())
         parts.append("<p>Recall per class (whole eval split): the share of each class's eval "
-                     "images classified as that class.</p>" + _table(
-                         ("class", "recall", "eval images"),
-                         [(k, f"{v:.3f}", images.get(k, "-"))
-                          for k, v in sorted(s.per_class_accuracy.items())]))
+                     "images classified as that class.</p>" + _table(header, [
+                         (k, f"{v:.3f}", images.get(k, "-"))
+                         + ((paired[k]["description"] if k in paired else "-",) if paired else ())
+                         for k, v in sorted(s.per_class_accuracy.items())]))
     parts.append(_img(plots.metrics_against_threshold(s.eval_metrics, s.accuracy_threshold,
                                                       baseline), "metrics against threshold"))
     blessed = {True: "<span class='yes'>yes</span>", False: "<span class='no'>no</span>",
