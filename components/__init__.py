@@ -4,8 +4,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    """`components.DataVerdict` and `components.AuditFindings`, the import paths Kubeflow V2
-    derives from their TYPE_NAME.
+    """`components.DataVerdict`, `components.AuditFindings` and `components.TFLiteModels`, the
+    import paths Kubeflow V2 derives from their TYPE_NAME.
 
     Lazy, so importing `components` does not import TFX.
     """
@@ -17,4 +17,8 @@ def __getattr__(name: str) -> Any:
         from components.data_audit.component import AuditFindings
 
         return AuditFindings
+    if name == "TFLiteModels":
+        from components.tflite_export.component import TFLiteModels
+
+        return TFLiteModels
     raise AttributeError(f"module 'components' has no attribute {name!r}")

@@ -93,6 +93,25 @@ class AuditConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TFLiteConfig:
+    """TFLite models made of the blessed model (TFLiteExport): none unless `formats` names some.
+
+    Each of `formats` ('float16', 'int8') is pushed beside the SavedModel only when its accuracy
+    on the eval split is at most `tolerance_points` percentage points below the SavedModel's.
+    """
+
+    formats: tuple[str, ...] = ()
+    tolerance_points: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = [f for f in self.formats if f not in ("float16", "int8")]
+        if unknown:
+            raise ValueError(f"TFLite formats must be float16 or int8, got {unknown}")
+        if not 0.0 <= self.tolerance_points <= 100.0:
+            raise ValueError(f"tolerance_points must be in [0, 100], got {self.tolerance_points}")
+
+
+@dataclasses.dataclass(frozen=True)
 class ServingLimits:
     """What the exported model refuses, baked into its graph (so TF Serving enforces it too).
 
@@ -126,6 +145,7 @@ class PipelineConfig:
     data: DataCheckConfig = DataCheckConfig()
     audit: AuditConfig = AuditConfig()
     serving: ServingLimits = ServingLimits()
+    tflite: TFLiteConfig = TFLiteConfig()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
 

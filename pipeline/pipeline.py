@@ -16,6 +16,7 @@ from components.load_check.component import ModelLoadCheck
 from components.model_gate.paired import METRIC_NAME as PAIRED_METRIC
 from components.model_gate.paired import PairedWorse
 from components.serving_pusher.component import ServingPusher
+from components.tflite_export.component import TFLiteExport
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.contract import (
     EXAMPLES_SIGNATURE,
@@ -150,7 +151,7 @@ def create_pipeline(
     metadata_connection_config: metadata_store_pb2.ConnectionConfig | None = None,
 ) -> tfx.dsl.Pipeline:
     """ExampleGen -> statistics, schema, validation (and the audit, unless off) -> Transform ->
-    Trainer -> gates -> Pusher."""
+    Trainer -> gates (and TFLiteExport, when formats are asked for) -> Pusher."""
     hp = config.hparams
     data = data_components(config)
     example_gen, statistics_gen, schema_gen, curated_schema, transform = data
@@ -194,11 +195,21 @@ def create_pipeline(
         eval_config=make_eval_config(config.gate, hp.num_classes),
     )
     load_check = infra_validation(config, trainer.outputs["model"], example_gen.outputs["examples"])
+    tflite = None
+    if config.tflite.formats:  # measured on the Evaluator's eval images, as it measures
+        tflite = TFLiteExport(model=trainer.outputs["model"],
+                              model_blessing=evaluator.outputs["blessing"],
+                              examples=example_gen.outputs["examples"],
+                              eval_examples=eval_examples,
+                              transform_graph=transform.outputs["transform_graph"],
+                              formats=config.tflite.formats,
+                              tolerance_points=config.tflite.tolerance_points)
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=load_check.outputs["blessing"],  # pushed only if both are blessed
         data_verdict=data_gate.outputs["verdict"],  # and only if the data passed its checks
+        tflite_models=tflite.outputs["tflite_models"] if tflite else None,
         examples=example_gen.outputs["examples"],  # eval images become warmup requests
         serving_model_dir=config.serving_model_dir,
         model_name=config.pipeline_name,  # `imgpipe run` uses --model-name for both
@@ -210,7 +221,8 @@ def create_pipeline(
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, curated_schema, example_validator,
                     *(c for c in (audit, drop_leaked) if c), data_gate, transform,
-                    model_resolver, trainer, evaluator, load_check, pusher],
+                    model_resolver, trainer, evaluator, load_check, *([tflite] if tflite else []),
+                    pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

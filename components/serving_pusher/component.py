@@ -16,6 +16,7 @@ from tfx.types.system_executions import Deploy
 
 from components.data_validation.component import DataVerdict
 from components.serving_pusher import executor, warmup
+from components.tflite_export.component import TFLiteModels
 
 
 class ServingPusherSpec(types.ComponentSpec):
@@ -37,6 +38,8 @@ class ServingPusherSpec(types.ComponentSpec):
             type=standard_artifacts.InfraBlessing, optional=True),
         # DataGate's verdict on the data the model was trained on; when given, it must pass.
         executor.DATA_VERDICT_KEY: ChannelParameter(type=DataVerdict, optional=True),
+        # TFLiteExport's models; the formats it accepted go inside the version, beside the model.
+        executor.TFLITE_MODELS_KEY: ChannelParameter(type=TFLiteModels, optional=True),
     }
     OUTPUTS = {
         executor.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel),
@@ -58,6 +61,7 @@ class ServingPusher(base_component.BaseComponent):
                  examples: types.BaseChannel | None = None,
                  infra_blessing: types.BaseChannel | None = None,
                  data_verdict: types.BaseChannel | None = None,
+                 tflite_models: types.BaseChannel | None = None,
                  keep_versions: int = executor.DEFAULT_KEEP_VERSIONS,
                  warmup_requests: int = executor.DEFAULT_WARMUP_REQUESTS) -> None:
         """Checks the parameters now, so a mistake fails at pipeline construction.
@@ -66,7 +70,8 @@ class ServingPusher(base_component.BaseComponent):
         requests' model_spec; `keep_versions` (>= 1) versions stay, the newest; up to
         `warmup_requests` eval images of `examples` become warmup requests (0: none); with
         `infra_blessing` (an InfraBlessing) the model is pushed only if that is blessed too, and
-        with `data_verdict` (DataGate's) only if its data passed.
+        with `data_verdict` (DataGate's) only if its data passed; with `tflite_models`
+        (TFLiteExport's) its accepted TFLite files are pushed inside the version.
         """
         if not serving_model_dir:
             raise ValueError("serving_model_dir must not be empty")
@@ -84,6 +89,7 @@ class ServingPusher(base_component.BaseComponent):
             examples=examples,
             infra_blessing=infra_blessing,
             data_verdict=data_verdict,
+            tflite_models=tflite_models,
             serving_model_dir=serving_model_dir,
             model_name=model_name,
             keep_versions=keep_versions,

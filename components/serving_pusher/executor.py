@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 
+import tensorflow as tf
 from tfx import types
 from tfx.components.util import model_utils
 from tfx.dsl.components.base import base_executor
@@ -16,12 +18,15 @@ from components import stop
 from components.data_validation import properties as verdict_properties
 from components.exec_properties import int_property
 from components.serving_pusher import properties, publish, warmup
+from components.tflite_export import convert as tflite_convert
+from components.tflite_export import properties as tflite_properties
 
 MODEL_KEY = "model"
 MODEL_BLESSING_KEY = "model_blessing"
 EXAMPLES_KEY = "examples"
 INFRA_BLESSING_KEY = "infra_blessing"
 DATA_VERDICT_KEY = "data_verdict"
+TFLITE_MODELS_KEY = "tflite_models"
 PUSHED_MODEL_KEY = "pushed_model"
 SERVING_MODEL_DIR_KEY = "serving_model_dir"
 MODEL_NAME_KEY = "model_name"
@@ -53,6 +58,23 @@ def _refusal(blessing: types.Artifact, infra_blessings: list[types.Artifact] | N
             reason = infra_blessing.get_string_custom_property("reason")
             return f"infra blessing {infra_blessing.uri} is not blessed ({reason or 'no reason'})"
     return ""
+
+
+def copy_tflite(tflite_models: list[types.Artifact] | None, model_copy: str) -> dict[str, str]:
+    """Copies the accepted TFLite models (and their JSON, labels) into the model's copy;
+    {format: path inside the version}."""
+    if not tflite_models:
+        return {}
+    artifact = artifact_utils.get_single_instance(tflite_models)
+    accepted = json.loads(artifact.get_string_custom_property(tflite_properties.ACCEPTED) or "[]")
+    names = [name for fmt in accepted for name in (tflite_convert.model_file(fmt),
+                                                   tflite_convert.metadata_file(fmt))]
+    for name in [*names, tflite_convert.LABELS_FILE] if accepted else []:
+        target = os.path.join(model_copy, tflite_convert.PUSH_SUBDIR, name)
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        publish.copy_file(os.path.join(artifact.uri, name), target)
+    return {fmt: f"{tflite_convert.PUSH_SUBDIR}/{tflite_convert.model_file(fmt)}"
+            for fmt in accepted}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -100,6 +122,7 @@ class Executor(base_executor.BaseExecutor):
         # published version always belongs to a successful execution.
         publish.copy_tree(model_dir, pushed_model.uri)
         warmup.write_warmup_file(pushed_model.uri, images, model_name)
+        tflite = copy_tflite(input_dict.get(TFLITE_MODELS_KEY), pushed_model.uri)
         published = publish.publish_version(
             base_dir, lambda staging: publish.copy_tree(pushed_model.uri, staging), keep_versions)
         _LOG.info("pushed %s as version %d (%d warmup requests); removed leftovers %s, "
@@ -108,3 +131,5 @@ class Executor(base_executor.BaseExecutor):
         pushed_model.set_int_custom_property(properties.PUSHED, 1)
         pushed_model.set_string_custom_property(properties.PUSHED_DESTINATION, published.path)
         pushed_model.set_string_custom_property(properties.PUSHED_VERSION, str(published.version))
+        if tflite:
+            pushed_model.set_string_custom_property(properties.PUSHED_TFLITE, json.dumps(tflite))

@@ -6,6 +6,7 @@ each command, so `--help` and argument errors answer without loading TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,12 +47,17 @@ def _client_tls(tls: bool, ca_cert: Path | None, client_cert: Path | None,
                      key_file=str(client_key) if client_key else None, server_name=server_name)
 
 
-def client_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags `predict` and `status` share: server, model, version, protocol, TLS."""
+def client_options(function: Callable[..., Any], required: bool = True) -> Callable[..., Any]:
+    """The flags `predict` and `status` share: server, model, version, protocol, TLS.
+
+    `required=False` leaves --server and --model to the command (predict's --tflite needs none).
+    """
+    unless = "" if required else " Required unless --tflite."
     options = [
-        click.option("--server", required=True, help="TF Serving's address, HOST:PORT "
-                     "(gRPC 8500, REST 8501)."),
-        click.option("--model", "model_name", required=True, help="The model's name."),
+        click.option("--server", required=required, help="TF Serving's address, HOST:PORT "
+                     f"(gRPC 8500, REST 8501).{unless}"),
+        click.option("--model", "model_name", required=required,
+                     help=f"The model's name.{unless}"),
         click.option("--version", type=click.IntRange(0), default=None,
                      help="A version number (default: the latest served)."),
         click.option("--label", default=None, help="A version label, e.g. stable or canary."),
@@ -152,20 +158,46 @@ def _predict_all(client: Any, files: list[Path], target: ModelTarget,
     return answers
 
 
+def _echo_answers(files: list[Path], answers: list[tuple[str, float]]) -> None:
+    width = max(len("file"), *(len(str(f)) for f in files))
+    class_width = max(len("class"), *(len(name) for name, _ in answers))
+    click.echo(f"{'file':<{width}}  {'class':<{class_width}}  probability")
+    for path, (name, probability) in zip(files, answers, strict=True):
+        click.echo(f"{str(path):<{width}}  {name:<{class_width}}  {probability:.4f}")
+
+
 @click.command("predict")
-@client_options
+@functools.partial(client_options, required=False)
 @click.option("--signature", default=SERVING_SIGNATURE, show_default=True,
               help="The signature to call.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 10_000),
               help="Images per request.")
+@click.option("--tflite", "tflite_file", type=click.Path(path_type=Path), default=None,
+              help="Classify here with this TFLite model (a .tflite file imgpipe run pushed, "
+                   "with its JSON or labels.txt beside it) instead of a server.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-def predict(server: str, model_name: str, version: int | None, label: str | None, rest: bool,
-            timeout: float, tls: bool, ca_cert: Path | None, client_cert: Path | None,
-            client_key: Path | None, server_name: str | None, signature: str, batch_size: int,
+def predict(server: str | None, model_name: str | None, version: int | None, label: str | None,
+            rest: bool, timeout: float, tls: bool, ca_cert: Path | None,
+            client_cert: Path | None, client_key: Path | None, server_name: str | None,
+            signature: str, batch_size: int, tflite_file: Path | None,
             paths: tuple[Path, ...]) -> None:
-    """Classify image files (or folders of images) with a model served by TF Serving."""
+    """Classify image files (or folders of images) with a model served by TF Serving, or with
+    a TFLite model (--tflite)."""
     from serving.errors import ServingError
 
+    if tflite_file is not None:
+        if server or model_name:
+            raise UserError("--tflite classifies here, without a server: drop --server and "
+                            "--model, or --tflite")
+        from pipeline.cli.lite import predict_files
+
+        files = image_files(list(paths))
+        _echo_answers(files, predict_files(tflite_file, files))
+        click.echo(f"model {tflite_file} (TFLite, on this machine)")
+        return
+    if not server or not model_name:
+        raise UserError("predict needs --server and --model (a served model), or --tflite FILE "
+                        "(a TFLite model on this machine)")
     _check_address(server)
     target = _target(check_model_name(model_name, "--model"), version, label, signature)
     files = image_files(list(paths))
@@ -177,12 +209,7 @@ def predict(server: str, model_name: str, version: int | None, label: str | None
         raise _user_error(error, server, timeout) from None
     except (OSError, ValueError) as error:
         raise UserError(str(error)) from None
-    width = max(len("file"), *(len(str(f)) for f in files))
-    class_width = max(len("class"), *(len(a.class_name) for a in answers))
-    click.echo(f"{'file':<{width}}  {'class':<{class_width}}  probability")
-    for path, answer in zip(files, answers, strict=True):
-        click.echo(f"{str(path):<{width}}  {answer.class_name:<{class_width}}  "
-                   f"{answer.probability:.4f}")
+    _echo_answers(files, [(a.class_name, a.probability) for a in answers])
     versions = sorted({a.model_version for a in answers if a.model_version is not None})
     if versions:
         click.echo(f"model {model_name} version {', '.join(str(v) for v in versions)} "

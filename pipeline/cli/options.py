@@ -17,6 +17,8 @@ BASE_CHOICES = ("inception_v3", "mobilenet_v2")
 # trainer.scaling.CHOICES, spelled here so `--help` loads no TensorFlow
 # (tests/trainer/scaling_test.py checks they agree).
 INPUT_SCALING_CHOICES = ("auto", "inception", "unit", "caffe", "torch")
+# components.tflite_export.convert.FORMATS, spelled here so `--help` loads no TensorFlow.
+TFLITE_FORMATS = ("float16", "int8")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # TF Serving's model folder name
 TIME_ZONE_PREFIX = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+\s+")
 
@@ -51,6 +53,18 @@ def check_cron(cron: str, fields: int, time_zone: bool = False) -> str:
     if not croniter.is_valid(body, second_at_beginning=fields == 6):
         raise UserError(f"--cron {cron!r} is not a valid cron expression; e.g. {example}")
     return prefix + body
+
+
+def _tflite_formats(_context: click.Context, _param: click.Parameter, value: str | None
+                    ) -> tuple[str, ...]:
+    """--tflite's value as formats, each once, in the order given; a wrong one is one line."""
+    if value is None:
+        return ()
+    names = [part.strip() for part in value.split(",")]
+    if not all(name in TFLITE_FORMATS for name in names):
+        raise UserError(f"--tflite {value!r}: each value must be float16 or int8, "
+                        "comma-separated, e.g. --tflite float16,int8")
+    return tuple(dict.fromkeys(names))
 
 
 def _dense_units(value: str) -> tuple[int, ...]:
@@ -211,11 +225,20 @@ PIPELINE_OPTIONS = [
     click.option("--drop-leaked-eval", is_flag=True,
                  help="Evaluate without the eval images that have a copy in train, instead of "
                       "stopping the push above --max-leakage."),
+    click.option("--tflite", default=None, metavar="FORMATS", callback=_tflite_formats,
+                 help="Also convert the blessed model to TFLite: float16, int8 (full-integer, "
+                      "calibrated on training images) or both, comma-separated. Each is pushed "
+                      "inside the version, in assets.extra/tflite/, only when its eval accuracy "
+                      "is within --tflite-tolerance of the SavedModel's."),
+    click.option("--tflite-tolerance", default=1.0, show_default=True,
+                 type=click.FloatRange(0.0, 100.0),
+                 help="Percentage points of eval accuracy a TFLite model may lose against the "
+                      "SavedModel and still be pushed."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "gate_alpha", "keep_versions", "no_cache",
                          "span", "eval_percent", "max_quarantined", "max_pixels",
                          "max_request_images", "max_class_drift", "no_audit", "max_leakage",
-                         "drop_leaked_eval")
+                         "drop_leaked_eval", "tflite", "tflite_tolerance")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -252,6 +275,14 @@ def _audit_config(options: dict[str, Any]) -> Any:
                        drop_leaked_eval=options["drop_leaked_eval"])
 
 
+def _tflite_config(options: dict[str, Any]) -> Any:
+    """The TFLite flags as a `TFLiteConfig`."""
+    from pipeline.config import TFLiteConfig
+
+    return TFLiteConfig(formats=options.get("tflite") or (),
+                        tolerance_points=options.get("tflite_tolerance", 1.0))
+
+
 def build_pipeline_config(destination: Destination, hparams: Any, options: dict[str, Any], *,
                           spans: bool, given_splits: bool, window: int = 1,
                           infra_validation: str = "local",
@@ -284,6 +315,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         data=DataCheckConfig(max_class_drift=options["max_class_drift"]),
         audit=_audit_config(options),
         serving=ServingLimits(max_rows=options["max_request_images"]),
+        tflite=_tflite_config(options),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),
         beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,

@@ -17,6 +17,7 @@ from components.data_validation import properties as verdict_props
 from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
+from pipeline.results import tflite as tflite_results
 from pipeline.results.evaluation import read_evaluation
 from pipeline.results.metadata import read_latest_run
 from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, INPUT_SCALING_KEY, LABEL_NAME
@@ -53,6 +54,9 @@ class RunSummary:
     input_scaling: str = ""  # how the base was fed and how that was decided, e.g. 'unit (...)'
     # DataAudit's counts and its audit.json ('findings'); empty when the audit did not run.
     audit: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # TFLiteExport's comparison with the SavedModel, and the TFLite files pushed with the version.
+    tflite: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pushed_tflite: dict[str, str] = dataclasses.field(default_factory=dict)
     # The Evaluator's own: the accuracy's exact 95% interval [low, high], and the paired test
     # against the last blessed model ('overall', 'per_class'; empty without one).
     accuracy_interval: list[float] | None = None
@@ -199,6 +203,7 @@ class RunSummary:
             elif self.blessed and self.data_problems:
                 why = " (the data checks found problems)"
             out.append("pushed: nothing" + why)
+        out.extend(tflite_results.lines(self.tflite, self.pushed_tflite))
         return out
 
 
@@ -295,9 +300,11 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
                     f"{name} did not bless the model; see its log")
     pushed_path = None
     not_pushed_because = ""
+    pushed_tflite: dict[str, str] = {}
     for pushed in outputs.get("Pusher", {}).get("pushed_model", []):
         if pushed.custom_properties[pusher_props.PUSHED].int_value:
             pushed_path = pushed.custom_properties[pusher_props.PUSHED_DESTINATION].string_value
+            pushed_tflite = tflite_results.pushed_files(pushed, pushed_path)
         elif pusher_props.NOT_PUSHED_BECAUSE in pushed.custom_properties:
             not_pushed_because = (
                 pushed.custom_properties[pusher_props.NOT_PUSHED_BECAUSE].string_value)
@@ -344,6 +351,9 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         chance=record.get("chance") or {},
         input_scaling=input_scaling_description(model_runs),
         audit=audit,
+        tflite=tflite_results.comparison(
+            outputs.get("TFLiteExport", {}).get("tflite_models", [])),
+        pushed_tflite=pushed_tflite,
         accuracy_interval=list(evaluation.accuracy_interval or ()) or None if evaluation else None,
         paired_test=paired_test,
     )

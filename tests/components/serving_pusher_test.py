@@ -21,6 +21,8 @@ from components.data_validation.component import DataVerdict
 from components.image_example_gen.reader import make_example
 from components.serving_pusher import executor, publish, warmup
 from components.serving_pusher.component import ServingPusher
+from components.tflite_export import properties as tflite_properties
+from components.tflite_export.component import TFLiteModels
 from serving import layout
 
 MODEL_NAME = "shapes"
@@ -87,8 +89,11 @@ def push(tmp_path, model_uri, examples_uri, base):
 
     def run(blessed: bool = True, keep_versions: int = 5, warmup_requests: int = 8,
             with_examples: bool = True, infra_blessed: bool | None = None,
-            data_problems: list[str] | None = None) -> standard_artifacts.PushedModel:
+            data_problems: list[str] | None = None,
+            tflite_accepted: list[str] | None = None) -> standard_artifacts.PushedModel:
         inputs = _inputs(tmp_path, model_uri, blessed)
+        if tflite_accepted is not None:
+            inputs["tflite_models"] = [_tflite_models(tmp_path, tflite_accepted)]
         if data_problems is not None:
             verdict = DataVerdict()
             verdict.uri = str(tmp_path / "data_verdict")
@@ -122,6 +127,21 @@ def _inputs(tmp_path, model_uri: str, blessed: bool) -> dict[str, list]:
     blessing.uri = str(tmp_path / "blessing")
     blessing.set_int_custom_property("blessed", int(blessed))
     return {"model": [model], "model_blessing": [blessing]}
+
+
+def _tflite_models(tmp_path, accepted: list[str]) -> TFLiteModels:
+    """TFLiteExport's output with both formats written and `accepted` of them accepted."""
+    artifact = TFLiteModels()
+    artifact.uri = str(tmp_path / "tflite_models")
+    os.makedirs(artifact.uri, exist_ok=True)
+    for fmt in ("float16", "int8"):
+        for name in (f"model_{fmt}.tflite", f"model_{fmt}.json"):
+            with open(os.path.join(artifact.uri, name), "w") as f:
+                f.write(f"{fmt} {name}")
+    with open(os.path.join(artifact.uri, "labels.txt"), "w") as f:
+        f.write("a\nb\n")
+    artifact.set_string_custom_property(tflite_properties.ACCEPTED, json.dumps(accepted))
+    return artifact
 
 
 def _pushed_artifact(tmp_path) -> standard_artifacts.PushedModel:
@@ -181,6 +201,21 @@ def test_blessed_pushes_publish_complete_consecutive_versions(push, base, model_
     assert _hidden(base) == []
     # The artifact keeps its own copy, as TFX's Pusher does.
     assert _files(second.uri) == expected
+
+
+def test_accepted_tflite_models_are_pushed_inside_the_version(push, base, model_uri):
+    pushed = push(tflite_accepted=["int8"])
+    tflite = os.path.join(base, "1", "assets.extra", "tflite")
+    assert sorted(os.listdir(tflite)) == ["labels.txt", "model_int8.json", "model_int8.tflite"]
+    with open(os.path.join(tflite, "model_int8.tflite")) as f:
+        assert f.read() == "int8 model_int8.tflite"
+    assert json.loads(_properties(pushed)["pushed_tflite"]) == {
+        "int8": "assets.extra/tflite/model_int8.tflite"}
+    assert layout.numeric_versions(base) == [1]  # TF Serving's scan sees one version, complete
+    # None accepted: nothing of TFLite in the version, and no property.
+    second = push(tflite_accepted=[])
+    assert not os.path.exists(os.path.join(base, "2", "assets.extra", "tflite"))
+    assert "pushed_tflite" not in _properties(second)
 
 
 def test_retention_keeps_the_newest_and_numbers_never_go_back(push, base):

@@ -5,18 +5,19 @@ from tfx.components import InfraValidator
 from tfx.proto import infra_validator_pb2
 from tfx.utils import proto_utils
 
-from pipeline.config import AuditConfig, PipelineConfig, PushConfig
+from pipeline.config import AuditConfig, PipelineConfig, PushConfig, TFLiteConfig
 from pipeline.errors import UserError
 from pipeline.pipeline import create_pipeline
 from trainer.hparams import HParams
 
 
-def _config(audit: AuditConfig | None = None, **push) -> PipelineConfig:
+def _config(audit: AuditConfig | None = None, tflite: TFLiteConfig | None = None,
+            **push) -> PipelineConfig:
     return PipelineConfig(
         pipeline_name="shapes", pipeline_root="/tmp/root", data_root="/tmp/data",
         serving_model_dir="/tmp/serving/shapes",
         hparams=HParams(class_names=("a", "b"), weights="none"), push=PushConfig(**push),
-        audit=audit or AuditConfig())
+        audit=audit or AuditConfig(), tflite=tflite or TFLiteConfig())
 
 
 def _by_id(pipeline) -> dict:
@@ -59,6 +60,26 @@ def test_drop_leaked_eval_evaluates_without_the_leaks_instead_of_gating_on_them(
     # The load check and the pusher's warmup still read the ExampleGen's eval images.
     assert components["Pusher"].inputs["examples"] is (
         components["ImageExampleGen"].outputs["examples"])
+
+
+def test_tflite_export_feeds_the_pusher_only_when_formats_are_asked_for():
+    components = _by_id(create_pipeline(_config(tflite=TFLiteConfig(("int8",), 2.0))))
+    export = components["TFLiteExport"]
+    assert export.inputs["model"] is components["Trainer"].outputs["model"]
+    assert export.inputs["model_blessing"] is components["Evaluator"].outputs["blessing"]
+    assert export.inputs["examples"] is components["ImageExampleGen"].outputs["examples"]
+    assert export.inputs["eval_examples"] is components["Evaluator"].inputs["examples"]
+    assert export.inputs["transform_graph"] is components["Transform"].outputs["transform_graph"]
+    assert export.exec_properties["formats"] == "int8"
+    assert export.exec_properties["tolerance_points"] == 2.0
+    assert components["Pusher"].inputs["tflite_models"] is export.outputs["tflite_models"]
+    without = _by_id(create_pipeline(_config()))
+    assert "TFLiteExport" not in without and "tflite_models" not in without["Pusher"].inputs
+    # With --drop-leaked-eval it measures on the Evaluator's eval split, without the leaks.
+    dropping = _by_id(create_pipeline(_config(audit=AuditConfig(drop_leaked_eval=True),
+                                              tflite=TFLiteConfig(("int8",)))))
+    assert dropping["TFLiteExport"].inputs["eval_examples"] is (
+        dropping["DropLeakedEval"].outputs["eval_examples"])
 
 
 def test_docker_option_uses_tfx_infra_validator_with_tf_serving():

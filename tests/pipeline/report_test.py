@@ -427,3 +427,37 @@ def test_the_audit_section_names_its_findings_and_reads_thumbnails_back_by_file_
     # circle/a*.png are not in the examples: shown blank, the group still listed.
     assert not gallery.duplicates[0].image.any()
     assert gallery.duplicates[1].caption == "circle/a2.png (1.00, +1 more)"
+
+
+def test_the_summary_and_the_report_show_tflite_models_next_to_the_saved_model():
+    comparison = {
+        "tolerance_points": 1.0, "eval_images": 4, "representative_images": 6,
+        "saved_model": {"accuracy": 0.75, "latency_ms": 10.0, "size_bytes": 40_000_000},
+        "float16": {"accuracy": 0.75, "latency_ms": 6.5, "size_bytes": 18_000_000,
+                    "accepted": True, "reason": ""},
+        "int8": {"accuracy": 0.5, "latency_ms": 1.8, "size_bytes": 9_000_000,
+                 "accepted": False, "reason": "accuracy 0.500 is more than 1 point(s) below "
+                                              "the SavedModel's 0.750 (--tflite-tolerance)"}}
+    pushed = {"float16": "/out/serving/shapes/3/assets.extra/tflite/model_float16.tflite"}
+    summary = _summary(pushed_path="/out/serving/shapes/3", blessed=True,
+                       not_blessed_because=[], not_pushed_because="", tflite=comparison,
+                       pushed_tflite=pushed)
+    assert summary.lines()[-3:] == [
+        "TFLite check on 4 eval images (tolerance 1 point(s)): SavedModel accuracy 0.750, "
+        "40.0 MB, 10.0 ms per image",
+        "TFLite float16: accuracy 0.750, 18.0 MB, 6.5 ms per image; pushed: "
+        "/out/serving/shapes/3/assets.extra/tflite/model_float16.tflite",
+        "TFLite int8: accuracy 0.500, 9.0 MB, 1.8 ms per image; refused: accuracy 0.500 is "
+        "more than 1 point(s) below the SavedModel's 0.750 (--tflite-tolerance)"]
+    assert json.loads(json.dumps(summary.to_json()))["pushed_tflite"] == pushed
+    data = _full_data()
+    data.summary = summary
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", render_html(data))).split())
+    assert ("TFLite float16 0.750 18.0 6.5 pushed: "
+            "/out/serving/shapes/3/assets.extra/tflite/model_float16.tflite") in text
+    assert "TFLite int8 0.500 9.0 1.8 refused: accuracy 0.500" in text
+    assert "SavedModel 0.750 40.0 10.0 the reference" in text
+    # A run without --tflite says nothing of it.
+    assert not [line for line in _summary().lines() if "TFLite" in line]
+    data.summary = _summary()
+    assert "TFLite" not in render_html(data)

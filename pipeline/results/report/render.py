@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.local.layout import OutputLayout
+from pipeline.results import tflite as tflite_results
 from pipeline.results.report import audit, plots
 from pipeline.results.report.collect import (
     AUDIT,
@@ -190,12 +191,26 @@ def _gradcam(data: ReportData) -> str:
 
 def _push(data: ReportData) -> str:
     s = data.summary
+    tflite = _tflite(data)
     if s.pushed_path:
-        return f"<p class='yes'>Pushed: {_e(s.pushed_path)}</p>"
+        return f"<p class='yes'>Pushed: {_e(s.pushed_path)}</p>" + tflite
     why = s.not_pushed_because or {False: "not blessed", None: "no evaluation"}.get(s.blessed, "")
     if s.load_check_failure:
         why = f"the model failed the load-and-query check: {s.load_check_failure}"
-    return f"<p class='no'>Nothing pushed{': ' + _e(why) if why else ''}.</p>"
+    return f"<p class='no'>Nothing pushed{': ' + _e(why) if why else ''}.</p>" + tflite
+
+
+def _tflite(data: ReportData) -> str:
+    """The TFLite models next to the SavedModel, on the same eval images (--tflite)."""
+    rows = tflite_results.table_rows(data.summary.tflite, data.summary.pushed_tflite)
+    if not rows:
+        return ""
+    compared = data.summary.tflite
+    note = (f"<p class='note'>TFLite models (--tflite) with the TFLite interpreter and the "
+            f"SavedModel on the same {compared.get('eval_images', '?')} decoded eval images, one "
+            f"image per call; pushed only within {compared.get('tolerance_points', 1.0):g} "
+            "point(s) of the SavedModel's accuracy.</p>")
+    return note + _table(tflite_results.TABLE_HEADER, rows)
 
 
 def _audit(data: ReportData) -> str:

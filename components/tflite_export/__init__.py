@@ -1,0 +1,1 @@
+"""TFLiteExport: the blessed model as TFLite files, each checked against the SavedModel."""
