@@ -111,14 +111,21 @@ def export_formats(model_dir: str, reader: SplitReader, train_dir: str, eval_dir
         start = time.monotonic()
         try:
             content = classifier.convert(fmt, train_images)
-            seconds = time.monotonic() - start
-            path = convert.write_model(output_dir, fmt, content, classifier.metadata(fmt))
-            measured = evaluate.measure(evaluate.TFLiteClassifier(model_path=path).probabilities,
-                                        reader.read(eval_dir))
         except Exception as error:  # a format that fails is refused; the SavedModel still goes
             _LOG.warning("TFLite %s failed", fmt, exc_info=True)
             comparison[fmt] = {"accepted": False,
                                "reason": f"conversion failed: {describe_error(error)}"}
+            continue
+        seconds = time.monotonic() - start
+        # Not caught: a file that cannot be written (a full disk) fails the step, as anywhere.
+        path = convert.write_model(output_dir, fmt, content, classifier.metadata(fmt))
+        try:
+            measured = evaluate.measure(evaluate.TFLiteClassifier(model_path=path).probabilities,
+                                        reader.read(eval_dir))
+        except Exception as error:  # the interpreter cannot run it: refused, as above
+            _LOG.warning("TFLite %s could not be measured", fmt, exc_info=True)
+            comparison[fmt] = {"accepted": False,
+                               "reason": f"the TFLite interpreter failed: {describe_error(error)}"}
             continue
         reason = evaluate.refusal(measured, reference, tolerance_points)
         comparison[fmt] = {

@@ -1,5 +1,6 @@
 """TFLiteExport: the trained model as TFLite, its answers checked against the SavedModel's."""
 
+import errno
 import json
 import os
 
@@ -280,3 +281,16 @@ def test_component_rejects_bad_parameters(kwargs, message):
 
 def test_parse_formats_keeps_the_order_given_once():
     assert convert.parse_formats("int8, float16,int8") == ("int8", "float16")
+
+
+@pytest.mark.slow  # the trained model fixture, and a conversion
+def test_a_model_file_the_disk_cannot_take_fails_the_step(saved_model, examples,
+                                                          transform_graph, tmp_path, monkeypatch):
+    # A refusal is for a model the converter or the interpreter cannot handle; a full disk is
+    # the run's to report (one line, then the same command again), not a reason on a model.
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.tflite"))
+
+    monkeypatch.setattr(executor.convert, "write_model", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        _run(saved_model, examples, transform_graph, tmp_path, "float16", 1.0)
