@@ -9,13 +9,20 @@ finishes first: the stop takes at most a step or a Beam bundle. ML Metadata keep
 component as running (as after a kill), and the next run with the same command reuses every
 component that finished (TFX's cache). The stop is also remembered (`components.stop`): an
 exception raised inside a finalizer is lost, so our components check for it again.
+
+A process forked meanwhile (a library's process pool: cleanlab's, in the data audit) gets its
+signals back as they were: its pool ends it with SIGTERM, and a worker that raised `Stopped`
+instead, inside an at-fork hook where the exception is dropped, lived on and the pool waited for
+it forever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 from components import stop
 from components.stop import Stopped
@@ -25,6 +32,18 @@ __all__ = ["RESUMABLE", "STOP_SIGNALS", "Stopped", "as_stopped", "stop_on_signal
 
 
 RESUMABLE = "the steps that finished are kept, and the same command reuses them"
+# While `stop_on_signals` is active: each signal it handles -> the action it replaced.
+_REPLACED: dict[int, Any] = {}
+
+
+def _restore_in_forked_child() -> None:
+    """In a child forked while the handlers are in place, its signals as they were before."""
+    for signum, action in _REPLACED.items():
+        signal.signal(signum, action)
+    _REPLACED.clear()
+
+
+os.register_at_fork(after_in_child=_restore_in_forked_child)
 
 
 def as_stopped(interrupt: KeyboardInterrupt, note: str = RESUMABLE) -> Stopped:
@@ -44,9 +63,14 @@ def stop_on_signals() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS
                 if signal.getsignal(signum) is not signal.SIG_IGN}
     raised = False
+    owner = os.getpid()
 
     def handler(signum: int, frame: object) -> None:
         nonlocal raised
+        if os.getpid() != owner:  # a forked child, signalled before its at-fork hook ran
+            signal.signal(signum, previous[signum])
+            os.kill(os.getpid(), signum)  # delivered again, as the child would have taken it
+            return
         stop.request(signum)
         if not raised:
             raised = True
@@ -54,9 +78,11 @@ def stop_on_signals() -> Iterator[None]:
 
     for signum in previous:
         signal.signal(signum, handler)
+    _REPLACED.update(previous)
     try:
         yield
     finally:
+        _REPLACED.clear()
         stop.clear()
         for signum, action in previous.items():
             signal.signal(signum, action)

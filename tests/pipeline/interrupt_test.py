@@ -94,3 +94,44 @@ def test_a_signal_the_process_was_started_ignoring_stays_ignored(signum):
         assert signal.getsignal(signum) is signal.SIG_IGN
     finally:
         signal.signal(signum, previous)
+
+
+def _ended_by(pid: int) -> int:
+    """The signal that ended child `pid` (0 when it exited instead)."""
+    _, status = os.waitpid(pid, 0)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+
+
+def test_a_process_pool_forked_during_a_run_ends_as_its_pool_ends_it():
+    # cleanlab's pool in the data audit: Pool.terminate sends each worker SIGTERM. A worker
+    # that took it as a stop raised in an at-fork hook once, lived on, and the run hung.
+    import multiprocessing
+    import time
+
+    with stop_on_signals():
+        pool = multiprocessing.get_context("fork").Pool(2)
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+        workers = list(pool._pool)
+        pool.map_async(time.sleep, [60, 60], chunksize=1)  # busy when their pool ends them
+        time.sleep(0.5)
+        pool.terminate()
+        pool.join()
+        assert not stop.requested()
+    assert [w.exitcode for w in workers] == [-signal.SIGTERM] * 2
+
+
+@pytest.mark.parametrize("hook_ran", [True, False])
+def test_a_forked_child_takes_a_signal_as_it_would_have_without_the_run(hook_ran):
+    with stop_on_signals():
+        ours = signal.getsignal(signal.SIGTERM)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            try:
+                if not hook_ran:  # as if the signal came before the at-fork hook
+                    signal.signal(signal.SIGTERM, ours)
+                os.kill(os.getpid(), signal.SIGTERM)
+                sum(range(100_000))
+            finally:
+                os._exit(3)
+        assert _ended_by(pid) == signal.SIGTERM
+        assert not stop.requested()
