@@ -12,11 +12,13 @@ reuses every step that finished (TFX's cache).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline.errors import UserError, exception_chain, is_disk_full
 
-__all__ = ["command_disk_full_error", "disk_full_error", "full_folder", "is_disk_full"]
+__all__ = ["command_disk_full_error", "disk_full_error", "full_folder", "is_disk_full",
+           "write_whole"]
 
 
 def _named_folder(error: BaseException, outside: Path | None = None) -> Path | None:
@@ -54,3 +56,15 @@ def command_disk_full_error(error: BaseException, command: str, folder: Path | N
     where = _named_folder(error) or folder
     return UserError(f"no space left on device{f' in {where}' if where else ''} (imgpipe "
                      f"{command}); free space there and {then}")
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Writes `path` in one atomic step: a full disk or a stop leaves the last one whole, and
+    no partial file beside it."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

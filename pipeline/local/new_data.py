@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from components.image_example_gen.files import SPAN_FOLDER
+from pipeline.local.disk_space import write_whole
 from pipeline.local.layout import OutputLayout
 
 
@@ -94,11 +95,5 @@ def record_run(output: Path, state: DataState) -> None:
     """Writes OUTPUT/last_run.json in one atomic step."""
     record = {**dataclasses.asdict(state),
               "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
-    path = OutputLayout(output).last_run_path
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, path)
-    except BaseException:  # a full disk: the last record stays whole, and nothing is left
-        partial.unlink(missing_ok=True)
-        raise
+    write_whole(OutputLayout(output).last_run_path,
+                (json.dumps(record, indent=2) + "\n").encode("utf-8"))

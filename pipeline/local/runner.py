@@ -6,13 +6,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pipeline.errors import UserError
-from pipeline.local.disk_space import disk_full_error, is_disk_full
+from pipeline.local.disk_space import disk_full_error, is_disk_full, write_whole
 from pipeline.local.layout import OutputLayout
 from pipeline.local.logs import stderr_to
 
@@ -43,17 +42,6 @@ def write_run_report(layout: OutputLayout, summary: RunSummary, stamp: str,
         except Exception as error:  # noqa: BLE001  (a report must never fail the run)
             logging.exception("the run report could not be written")
             return f"not written ({type(error).__name__}: {error}); see {log_path}"
-
-
-def write_whole(path: Path, data: bytes) -> None:
-    """Writes `path` in one atomic step: a full disk or a stop leaves the last one whole."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def write_summary(path: Path, summary: RunSummary) -> None:
