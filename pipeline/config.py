@@ -8,6 +8,7 @@ from components.image_example_gen.component import ImageLayout
 from components.image_example_gen.executor import IngestSettings
 from trainer.contract import DEFAULT_MAX_ROWS
 from trainer.hparams import HParams
+from trainer.search_space import TuneConfig
 
 DEFAULT_BEAM_ARGS = ("--direct_running_mode=in_memory",)
 
@@ -146,6 +147,7 @@ class PipelineConfig:
     audit: AuditConfig = AuditConfig()
     serving: ServingLimits = ServingLimits()
     tflite: TFLiteConfig = TFLiteConfig()
+    tune: TuneConfig = TuneConfig()
     beam_pipeline_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
 

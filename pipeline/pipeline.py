@@ -17,6 +17,7 @@ from components.model_gate.paired import METRIC_NAME as PAIRED_METRIC
 from components.model_gate.paired import PairedWorse
 from components.serving_pusher.component import ServingPusher
 from components.tflite_export.component import TFLiteExport
+from components.tuner.component import Tuner
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.contract import (
     EXAMPLES_SIGNATURE,
@@ -28,6 +29,8 @@ from trainer.contract import (
     MAX_ROWS_KEY,
     PREPROCESSING_FN,
     RUN_FN,
+    TUNE_KEY,
+    TUNER_FN,
 )
 
 CLASS_SLICES = tfma.SlicingSpec(feature_keys=[LABEL_NAME])  # one slice per class's eval images
@@ -178,12 +181,21 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    tuner = None
+    if config.tune.trials:  # the head's search on cached features; the Trainer takes the best
+        tuner = Tuner(examples=transform.outputs["transformed_examples"],
+                      transform_graph=transform.outputs["transform_graph"], schema=schema,
+                      tuner_fn=TUNER_FN, train_args=tfx.proto.TrainArgs(splits=["train"]),
+                      eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+                      custom_config={HPARAMS_KEY: hp.to_config(),
+                                     TUNE_KEY: config.tune.to_config()})
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         base_model=model_resolver.outputs["model"],  # warm start from the last blessed model
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
@@ -221,8 +233,8 @@ def create_pipeline(
         pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, curated_schema, example_validator,
                     *(c for c in (audit, drop_leaked) if c), data_gate, transform,
-                    model_resolver, trainer, evaluator, load_check, *([tflite] if tflite else []),
-                    pusher],
+                    model_resolver, *([tuner] if tuner else []), trainer, evaluator, load_check,
+                    *([tflite] if tflite else []), pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),

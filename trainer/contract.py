@@ -32,9 +32,11 @@ PROBABILITY = "probability"  # from_examples' output: the head's own output
 # The TFX module files, and the keys of the custom_config they receive.
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
+TUNER_FN = "trainer.tune.tuner_fn"  # the Tuner's (--tune): a search on the bottleneck cache
 # DataAudit loads this by name (as TFX loads RUN_FN): hparams config -> images -> features.
 EMBED_FN = "trainer.embed.make_embedder"
-HPARAMS_KEY = "hparams"  # Trainer: HParams.to_config()
+HPARAMS_KEY = "hparams"  # Trainer and Tuner: HParams.to_config()
+TUNE_KEY = "tune"  # Tuner: TuneConfig.to_config() (trials, algorithm, search space)
 IMAGE_SIZE_KEY = "image_size"  # Transform: the model's input size in pixels
 MAX_PIXELS_KEY = "max_pixels"  # Transform: the largest image decoded, in training and serving
 MAX_ROWS_KEY = "max_request_images"  # Trainer: images per request to the serving signature

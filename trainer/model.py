@@ -104,15 +104,23 @@ def build_model(hp: HParams, base: tf.keras.Model | None = None,
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     else:
         x = tf.keras.layers.Flatten(name="flatten")(features)
+    model = tf.keras.Model(images, head(x, hp), name="image_classifier")
+    compile_model(model, hp.num_classes, hp.learning_rate, compilation)
+    return model
+
+
+def head(features: tf.Tensor, hp: HParams) -> tf.Tensor:
+    """The head on pooled features: `hp.dense_units` ReLU layers, Dropout, the output layer.
+
+    The Tuner's trials build the same head on cached features (`trainer.tune`).
+    """
+    x = features
     for i, units in enumerate(hp.dense_units):
         x = tf.keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
     x = tf.keras.layers.Dropout(hp.dropout_rate, seed=hp.seed, name="dropout")(x)
     units, activation = (1, "sigmoid") if hp.num_classes == 2 else (hp.num_classes, "softmax")
-    outputs = tf.keras.layers.Dense(units, activation=activation, dtype=devices.OUTPUT_DTYPE,
-                                    name="probability")(x)
-    model = tf.keras.Model(images, outputs, name="image_classifier")
-    compile_model(model, hp.num_classes, hp.learning_rate, compilation)
-    return model
+    return tf.keras.layers.Dense(units, activation=activation, dtype=devices.OUTPUT_DTYPE,
+                                 name="probability")(x)
 
 
 def get_base(model: tf.keras.Model) -> tf.keras.Model:

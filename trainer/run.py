@@ -29,6 +29,7 @@ from trainer.contract import (
     progress_logger,
 )
 from trainer.hparams import HParams
+from trainer.search_space import apply_values
 
 
 def schema_class_names(schema_path: str | None) -> tuple[str, ...] | None:
@@ -52,6 +53,18 @@ def with_data_class_names(hp: HParams, class_names: tuple[str, ...] | None) -> H
     logging.warning("training on the classes the data's schema records, %s, not the "
                     "configured %s", list(class_names), list(hp.class_names))
     return dataclasses.replace(hp, class_names=tuple(class_names))
+
+
+def with_tuned_values(hp: HParams, hyperparameters: dict | None) -> HParams:
+    """`hp` with the Tuner's best values (`fn_args.hyperparameters`, KerasTuner's config) when
+    the pipeline tuned (`--tune`); `hp` as it is otherwise."""
+    if not hyperparameters:
+        return hp
+    values = hyperparameters.get("values", {})
+    tuned = apply_values(hp, values)
+    progress_logger().info("training with the Tuner's best values: %s", ", ".join(
+        f"{k} {v}" for k, v in values.items() if not k.startswith("tuner/")))
+    return tuned
 
 
 def write_record(model_run_dir: str, record: dict) -> None:
@@ -105,6 +118,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains on Transform's output and exports the model for serving and evaluation."""
     hp = with_data_class_names(HParams.from_config(fn_args.custom_config[HPARAMS_KEY]),
                                schema_class_names(fn_args.schema_path))
+    hp = with_tuned_values(hp, fn_args.hyperparameters)
     tf.keras.utils.set_random_seed(hp.seed)
     hp, resolution = resolve_input_scaling(hp, fn_args.train_files)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -19,6 +19,8 @@ BASE_CHOICES = ("inception_v3", "mobilenet_v2")
 INPUT_SCALING_CHOICES = ("auto", "inception", "unit", "caffe", "torch")
 # components.tflite_export.convert.FORMATS, spelled here so `--help` loads no TensorFlow.
 TFLITE_FORMATS = ("float16", "int8")
+# trainer.search_space.ALGORITHMS, spelled here so `--help` loads no TensorFlow.
+TUNE_ALGORITHMS = ("random", "bayesian", "hyperband")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # TF Serving's model folder name
 TIME_ZONE_PREFIX = re.compile(r"^(CRON_)?TZ=[A-Za-z0-9_+\-/]+\s+")
 
@@ -234,11 +236,27 @@ PIPELINE_OPTIONS = [
                  type=click.FloatRange(0.0, 100.0),
                  help="Percentage points of eval accuracy a TFLite model may lose against the "
                       "SavedModel and still be pushed."),
+    click.option("--tune", default=0, show_default=True, type=click.IntRange(0, 10_000),
+                 metavar="N",
+                 help="Before training, search N trials of the head's dense units, dropout, "
+                      "learning rate, pooling and head batch size (TFX's Tuner, KerasTuner), "
+                      "each trained on the frozen base's features computed once; the Trainer "
+                      "then trains with the best trial's values. 0: no search."),
+    click.option("--tune-algorithm", default="random", show_default=True,
+                 type=click.Choice(TUNE_ALGORITHMS),
+                 help="With --tune: random search, Bayesian optimization or Hyperband (most "
+                      "trials trained a few epochs, the best up to --epochs)."),
+    click.option("--tune-space", default=None, metavar="FILE",
+                 help="With --tune: a JSON file of the ranges to search, e.g. "
+                      '{"dense_units": [256, 512], "dropout": [0.0, 0.5], "learning_rate": '
+                      '[1e-5, 1e-2], "pooling": ["avg"], "head_batch_size": [64, 256]} '
+                      "(keys left out keep their default ranges; see docs/model.md)."),
 ]
 PIPELINE_OPTION_NAMES = ("accuracy_threshold", "gate_alpha", "keep_versions", "no_cache",
                          "span", "eval_percent", "max_quarantined", "max_pixels",
                          "max_request_images", "max_class_drift", "no_audit", "max_leakage",
-                         "drop_leaked_eval", "tflite", "tflite_tolerance")
+                         "drop_leaked_eval", "tflite", "tflite_tolerance", "tune",
+                         "tune_algorithm", "tune_space")
 
 
 def pipeline_options(command: Callable) -> Callable:
@@ -283,6 +301,24 @@ def _tflite_config(options: dict[str, Any]) -> Any:
                         tolerance_points=options.get("tflite_tolerance", 1.0))
 
 
+def _tune_config(options: dict[str, Any]) -> Any:
+    """The --tune flags as a `TuneConfig`; a space file that cannot be used is one line."""
+    from trainer.search_space import SearchSpace, TuneConfig, read_space
+
+    trials, algorithm = options.get("tune", 0), options.get("tune_algorithm", "random")
+    path = options.get("tune_space")
+    if not trials:
+        if path:
+            raise UserError(f"--tune-space {path} needs --tune N, the number of trials")
+        return TuneConfig()
+    try:
+        space = read_space(path) if path else SearchSpace()
+    except ValueError as error:
+        raise UserError(f"--tune-space {path}: {error}; fix the file (docs/model.md lists the "
+                        "keys and their forms)") from None
+    return TuneConfig(trials=trials, algorithm=algorithm, space=space)
+
+
 def build_pipeline_config(destination: Destination, hparams: Any, options: dict[str, Any], *,
                           spans: bool, given_splits: bool, window: int = 1,
                           infra_validation: str = "local",
@@ -316,6 +352,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         audit=_audit_config(options),
         serving=ServingLimits(max_rows=options["max_request_images"]),
         tflite=_tflite_config(options),
+        tune=_tune_config(options),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),
         beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,
