@@ -16,6 +16,7 @@ OURS = PACKAGES
 # The ways of starting that choose Keras 2 before TensorFlow loads: the CLI's entry point, the
 # module files TFX loads itself, the load check's child process, and the benchmarks.
 LEGACY_KERAS_SETTERS = {"pipeline/cli/__init__.py", "trainer/run.py", "trainer/transform.py",
+                        "trainer/tune.py",
                         "components/load_check/probe.py", "benchmarks/__init__.py",
                         "pipeline/kubeflow/local_run/runner.py"}
 # pipeline/'s rooms, and which others each may import (the core: config, pipeline, errors).

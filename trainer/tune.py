@@ -225,4 +225,5 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         lambda directory: write_features(hp, fn_args.train_files, fn_args.eval_files, directory),
         directory=os.path.join(fn_args.working_dir or tempfile.gettempdir(), "keras_tuner"),
         class_weight=class_weight, compilation=plan.compilation)
+    tuner.record.update(algorithm=tune.algorithm, trials_asked=tune.trials)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={})

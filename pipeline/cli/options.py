@@ -301,7 +301,7 @@ def _tflite_config(options: dict[str, Any]) -> Any:
                         tolerance_points=options.get("tflite_tolerance", 1.0))
 
 
-def _tune_config(options: dict[str, Any]) -> Any:
+def tune_config(options: dict[str, Any]) -> Any:
     """The --tune flags as a `TuneConfig`; a space file that cannot be used is one line."""
     from trainer.search_space import SearchSpace, TuneConfig, read_space
 
@@ -352,7 +352,7 @@ def build_pipeline_config(destination: Destination, hparams: Any, options: dict[
         audit=_audit_config(options),
         serving=ServingLimits(max_rows=options["max_request_images"]),
         tflite=_tflite_config(options),
-        tune=_tune_config(options),
+        tune=tune_config(options),
         push=PushConfig(keep_versions=options["keep_versions"],
                         infra_validation=infra_validation),
         beam_pipeline_args=beam_pipeline_args or DEFAULT_BEAM_ARGS,

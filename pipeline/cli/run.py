@@ -15,6 +15,7 @@ from pipeline.cli.options import (
     in_flag_names,
     model_options,
     pipeline_options,
+    tune_config,
 )
 from pipeline.errors import UserError
 from pipeline.local import runner
@@ -98,6 +99,7 @@ def run(data_dir: Path, output_dir: Path, model_name: str, window: int, infra_va
     )
 
     check_model_name(model_name, "--model-name")
+    tune_config(options)  # a --tune-space file that cannot be used is refused before any work
     span = options["span"]
     weights = resolve_weights(weights)
     check_paths(data_dir, output_dir)  # before the lock, which creates the output folder

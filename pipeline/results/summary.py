@@ -18,6 +18,7 @@ from components.image_example_gen import properties as examples_props
 from components.load_check import properties as load_check_props
 from components.serving_pusher import properties as pusher_props
 from pipeline.results import tflite as tflite_results
+from pipeline.results import tuning as tuning_results
 from pipeline.results.evaluation import read_evaluation
 from pipeline.results.metadata import read_latest_run
 from trainer.contract import DEVICE_PLAN_KEY, HISTORY_FILE, INPUT_SCALING_KEY, LABEL_NAME
@@ -61,6 +62,8 @@ class RunSummary:
     # against the last blessed model ('overall', 'per_class'; empty without one).
     accuracy_interval: list[float] | None = None
     paired_test: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The Tuner's trials file (--tune): each trial's values, score and time; empty without it.
+    tuning: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for `json.dump`."""
@@ -166,6 +169,7 @@ class RunSummary:
             for split, n in sorted(self.examples_per_split.items())))
         if self.devices:
             out.append(f"trained on {self.devices}")
+        out.extend(tuning_results.lines(self.tuning))
         out.extend(self.training_lines())
         if self.input_scaling:
             out.append(f"base input scaling: {self.input_scaling}")
@@ -356,4 +360,5 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         pushed_tflite=pushed_tflite,
         accuracy_interval=list(evaluation.accuracy_interval or ()) or None if evaluation else None,
         paired_test=paired_test,
+        tuning=tuning_results.read_trials(outputs.get("Tuner", {}).get("tuner_results", [])),
     )

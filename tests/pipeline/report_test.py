@@ -461,3 +461,39 @@ def test_the_summary_and_the_report_show_tflite_models_next_to_the_saved_model()
     assert not [line for line in _summary().lines() if "TFLite" in line]
     data.summary = _summary()
     assert "TFLite" not in render_html(data)
+
+
+def test_the_summary_and_the_report_show_the_tuners_trials_in_order_and_the_best():
+    tuning = {
+        "objective": "val_accuracy", "best_trial_id": "1", "seconds": 30.5,
+        "algorithm": "random", "trials_asked": 3,
+        "cache": {"train": {"records": 6}, "eval": {"records": 4}, "seconds": 4.0},
+        "trials": [
+            {"trial_id": "0", "status": "COMPLETED", "score": 0.5, "val_loss": 0.7,
+             "seconds": 8.0, "epochs": 2.0, "values": {"dense_units": 256, "dropout": 0.1}},
+            {"trial_id": "1", "status": "COMPLETED", "score": 0.75, "val_loss": 0.5,
+             "seconds": 9.0, "epochs": 2.0, "values": {"dense_units": 512, "dropout": 0.25}},
+            {"trial_id": "2", "status": "FAILED", "score": None, "val_loss": None,
+             "seconds": None, "epochs": None, "values": {"dense_units": 64, "dropout": 0.3}}]}
+    summary = _summary(tuning=tuning)
+    lines = [line for line in summary.lines() if line.startswith("tuning:")]
+    assert lines == [
+        "tuning: 2 of 3 trials completed, random search, in 30.5 s: features of 6 training and "
+        "4 eval images cached once in 4.0 s, trials 17.0 s",
+        "tuning: best trial 1, eval accuracy 0.750, trained with dense_units 512, dropout 0.25"]
+    data = _full_data()
+    data.summary = summary
+    page = render_html(data)
+    parsed = _parse(page)
+    assert parsed.headings.index("Tuning") == parsed.headings.index(CURVES) - 1
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert ("0 0.500 0.7000 2 8.0 dense_units 256, dropout 0.1 "
+            "1 (best) 0.750 0.5000 2 9.0 dense_units 512, dropout 0.25 "
+            "2 [FAILED] - - - - dense_units 64, dropout 0.3") in text
+    plot = plots.tuning_trials([0.5, 0.75, None], 1)
+    assert _decoded("data:image/png;base64," + base64.b64encode(plot).decode()).size[0] > 300
+    assert sum(_decoded(src).size[0] > 0 for src in parsed.images) == len(parsed.images)
+    # A run without --tune says nothing of it.
+    assert not [line for line in _summary().lines() if "tuning" in line]
+    data.summary = _summary()
+    assert "Tuning" not in _parse(render_html(data)).headings

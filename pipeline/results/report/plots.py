@@ -64,6 +64,26 @@ def training_curves(history: dict[str, list[float]]) -> bytes:
     return to_png(figure)
 
 
+def tuning_trials(scores: Sequence[float | None], best_index: int | None) -> bytes:
+    """Each trial's eval accuracy in the order they ran, the best so far, the best marked."""
+    figure = Figure(figsize=(7, 3.2))
+    axes = figure.add_subplot()
+    trials = [i + 1 for i, score in enumerate(scores) if score is not None]
+    values = [score for score in scores if score is not None]
+    axes.plot(trials, values, "o", color="#4c72b0", label="trial")
+    axes.plot(trials, np.maximum.accumulate(values) if values else [], "-", color="#55a868",
+              label="best so far")
+    if best_index is not None and scores[best_index] is not None:
+        axes.plot([best_index + 1], [scores[best_index]], "*", markersize=14, color="#c44e52",
+                  label="best (trained)")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("eval accuracy")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return to_png(figure)
+
+
 def metrics_against_threshold(metrics: dict[str, float], threshold: float,
                               baseline_accuracy: float | None) -> bytes:
     """Horizontal bars of the eval metrics, with the accuracy threshold (and baseline) marked."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.local.layout import OutputLayout
 from pipeline.results import tflite as tflite_results
+from pipeline.results import tuning as tuning_results
 from pipeline.results.report import audit, plots
 from pipeline.results.report.collect import (
     AUDIT,
@@ -109,6 +110,22 @@ def _training_checks(data: ReportData) -> str:
     """Class weights, the feature check and a head at chance: the summary's own lines."""
     lines = data.summary.training_lines() if data.summary else []
     return "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in lines) + "</ul>" if lines else ""
+
+
+def _tuning(data: ReportData) -> str:
+    """The Tuner's trials (--tune): the two summary lines, the plot and the table; or ''."""
+    tuning = data.summary.tuning if data.summary else {}
+    if not tuning:
+        return ""
+    trials = tuning.get("trials", [])
+    ids = [t["trial_id"] for t in trials]
+    best = tuning.get("best_trial_id")
+    plot = plots.tuning_trials([t.get("score") for t in trials],
+                               ids.index(best) if best in ids else None)
+    return ("<h2>Tuning</h2>" + "".join(f"<p>{_e(line)}</p>"
+                                        for line in tuning_results.lines(tuning))
+            + _img(plot, "eval accuracy of each trial")
+            + _table(tuning_results.TABLE_HEADER, tuning_results.table_rows(tuning)))
 
 
 def _curves(data: ReportData) -> str:
@@ -252,6 +269,8 @@ def render_html(data: ReportData) -> str:
         parts.append("<p class='missing'>Sections without data: " + _e(", ".join(missing))
                      + ".</p>")
     for title in SECTION_TITLES:
+        if title == CURVES:  # only runs with --tune have a search to show
+            parts.append(_tuning(data))
         parts.append(f"<h2>{_e(title)}</h2>")
         if title in data.notes:
             parts.append(f"<p class='note'>{_e(data.notes[title])}</p>")
