@@ -29,7 +29,7 @@ from trainer.contract import (
     progress_logger,
 )
 from trainer.hparams import HParams
-from trainer.search_space import apply_values
+from trainer.search_space import apply_values, describe_values
 
 
 def schema_class_names(schema_path: str | None) -> tuple[str, ...] | None:
@@ -62,8 +62,7 @@ def with_tuned_values(hp: HParams, hyperparameters: dict | None) -> HParams:
         return hp
     values = hyperparameters.get("values", {})
     tuned = apply_values(hp, values)
-    progress_logger().info("training with the Tuner's best values: %s", ", ".join(
-        f"{k} {v}" for k, v in values.items() if not k.startswith("tuner/")))
+    progress_logger().info("training with the Tuner's best values: %s", describe_values(values))
     return tuned
 
 

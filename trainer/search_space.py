@@ -147,3 +147,9 @@ def apply_values(hp: HParams, values: dict[str, Any]) -> HParams:
         key = "cache_batch_size" if hp.bottleneck_cache else "batch_size"
         changes[key] = int(values["head_batch_size"])
     return dataclasses.replace(hp, **changes)
+
+
+def describe_values(values: dict[str, Any]) -> str:
+    """A trial's values in one line, KerasTuner's own (`tuner/...`) left out."""
+    return ", ".join(f"{name} {value:.3g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in values.items() if not name.startswith("tuner/"))

@@ -37,7 +37,7 @@ from trainer.augment import AugmentConfig
 from trainer.contract import HPARAMS_KEY, TUNE_KEY, progress_logger
 from trainer.hparams import HParams
 from trainer.run import resolve_input_scaling, schema_class_names, with_data_class_names
-from trainer.search_space import SearchSpace, TuneConfig, apply_values
+from trainer.search_space import SearchSpace, TuneConfig, apply_values, describe_values
 
 OBJECTIVE = "val_accuracy"  # the head's accuracy on the eval split's cached features
 HYPERBAND_FACTOR = 3
@@ -71,12 +71,15 @@ def make_oracle(tune: TuneConfig, max_epochs: int, seed: int) -> kt.Oracle:
               "hyperparameters": declare(tune.space), "tune_new_entries": False,
               "allow_new_entries": False, "seed": seed}
     if tune.algorithm == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=tune.trials, **common)
-    if tune.algorithm == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=tune.trials, **common)
-    oracle = kt.oracles.HyperbandOracle(max_epochs=max(2, max_epochs), factor=HYPERBAND_FACTOR,
-                                        hyperband_iterations=None, **common)
-    oracle.max_trials = tune.trials
+        oracle = kt.oracles.RandomSearchOracle(max_trials=tune.trials, **common)
+    elif tune.algorithm == "bayesian":
+        oracle = kt.oracles.BayesianOptimizationOracle(max_trials=tune.trials, **common)
+    else:
+        oracle = kt.oracles.HyperbandOracle(max_epochs=max(2, max_epochs),
+                                            factor=HYPERBAND_FACTOR, hyperband_iterations=None,
+                                            **common)
+        oracle.max_trials = tune.trials
+    oracle.verbose = 0  # KerasTuner prints to stdout; the progress lines of run_trial replace it
     return oracle
 
 
@@ -126,12 +129,6 @@ def write_features(hp: HParams, train_files: list[str] | str, eval_files: list[s
     train = bottleneck.write_cache(extractor, train_images, os.path.join(directory, "train"))
     evaluation = bottleneck.write_cache(extractor, eval_images, os.path.join(directory, "eval"))
     return CachedFeatures(train, evaluation, channels)
-
-
-def describe_values(values: dict[str, Any]) -> str:
-    """A trial's values in one line, KerasTuner's own (`tuner/...`) left out."""
-    return ", ".join(f"{name} {value:.3g}" if isinstance(value, float) else f"{name} {value}"
-                     for name, value in values.items() if not name.startswith("tuner/"))
 
 
 class HeadTuner(base_tuner.BaseTuner):

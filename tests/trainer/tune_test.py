@@ -89,7 +89,7 @@ def test_avg_pooling_from_the_flattened_cache_is_the_bases_global_average(exampl
 
 
 def test_the_search_runs_on_the_cache_and_no_trial_uses_the_base(examples, tmp_path,
-                                                                  monkeypatch):
+                                                                  monkeypatch, capsys):
     calls = {"build_base": 0, "write_cache": 0}
     real_build_base, real_write_cache = model_lib.build_base, bottleneck.write_cache
 
@@ -133,6 +133,7 @@ def test_the_search_runs_on_the_cache_and_no_trial_uses_the_base(examples, tmp_p
     assert record["best_trial_id"] == tuner.oracle.get_best_trials(1)[0].trial_id
     assert record["cache"]["train"]["records"] == 16 and record["cache"]["eval"]["records"] == 8
     assert tuner.features is None  # the cache's folder is removed after the search
+    assert "Trial" not in capsys.readouterr().out  # KerasTuner's prints stay off the terminal
 
 
 @pytest.mark.parametrize("algorithm", ["bayesian", "hyperband"])
