@@ -190,6 +190,11 @@ def read_cache(info: CacheInfo, batch_size: int, shuffle: bool, seed: int = 42,
 def _read_into_memory(info: CacheInfo, batch_size: int, shuffle: bool, seed: int
                       ) -> tf.data.Dataset:
     """The records read once; each epoch gathers its batches by a permutation of their indices."""
+    return data.batches_in_memory(read_arrays(info), batch_size, shuffle, seed)
+
+
+def read_arrays(info: CacheInfo) -> tuple[np.ndarray, np.ndarray]:
+    """The whole cache as (float32 features [N, D], int64 labels [N]), in the written order."""
     features = np.empty((info.records, info.feature_dim), np.float32)
     labels = np.empty(info.records, np.int64)
     start = 0
@@ -198,7 +203,7 @@ def _read_into_memory(info: CacheInfo, batch_size: int, shuffle: bool, seed: int
         features[start:start + len(shard)] = shard[:, :-1]
         labels[start:start + len(shard)] = shard[:, -1]
         start += len(shard)
-    return data.batches_in_memory((features, labels), batch_size, shuffle, seed)
+    return features, labels
 
 
 def _stream(info: CacheInfo, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:

@@ -86,6 +86,12 @@ def test_avg_pooling_from_the_flattened_cache_is_the_bases_global_average(exampl
     np.testing.assert_allclose(avg.numpy(), maps.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(labels.numpy(), [0, 1] * 4)
     assert np.abs(maps).max() > 0
+    # Held in memory for the trials, with the average computed once: the same batches.
+    assert features.hold()
+    for pooling, expected in (("flatten", flat), ("avg", avg)):
+        held, held_labels = next(iter(features.dataset("eval", pooling, 8, False, 0)))
+        np.testing.assert_allclose(held.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(held_labels.numpy(), labels.numpy())
 
 
 def test_the_search_runs_on_the_cache_and_no_trial_uses_the_base(examples, tmp_path,
@@ -132,6 +138,7 @@ def test_the_search_runs_on_the_cache_and_no_trial_uses_the_base(examples, tmp_p
     assert all(t["seconds"] > 0 and t["epochs"] == 2 for t in record["trials"])
     assert record["best_trial_id"] == tuner.oracle.get_best_trials(1)[0].trial_id
     assert record["cache"]["train"]["records"] == 16 and record["cache"]["eval"]["records"] == 8
+    assert record["cache"]["in_memory"]
     assert tuner.features is None  # the cache's folder is removed after the search
     assert "Trial" not in capsys.readouterr().out  # KerasTuner's prints stay off the terminal
 
