@@ -17,6 +17,7 @@ from components.model_gate.paired import METRIC_NAME as PAIRED_METRIC
 from components.model_gate.paired import PairedWorse
 from components.serving_pusher.component import ServingPusher
 from components.tflite_export.component import TFLiteExport
+from components.trainer.component import Trainer
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.contract import (
     EXAMPLES_SIGNATURE,
@@ -178,7 +179,7 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -187,6 +188,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
+        eval_features=audit.outputs["eval_features"] if audit else None,  # validates on them
     )
     evaluator = tfx.components.Evaluator(
         examples=eval_examples,
