@@ -144,25 +144,25 @@ def check(stored: Stored, hp: HParams, model: tf.keras.Model, eval_files: list[s
     """Why `stored` is not what `model` would compute on `eval_files` ('' when it is), and the
     largest relative difference of the features it compared."""
     if stored.config != features_config(hp):
-        return f"made with other settings ({stored.config}, the Trainer's "\
+        return f"they were made with other settings ({stored.config}, the Trainer's "\
                f"{features_config(hp)})", None
     counts = data.count_labels(eval_files, hp.num_classes)
     stored_counts = np.bincount(_labels(stored.cache), minlength=hp.num_classes).tolist()
     if stored_counts != counts or len(stored.keys) != stored.cache.records:
-        return f"of other images (per class {stored_counts}, the Trainer's {counts})", None
+        return f"they are of other images (per class {stored_counts}, the Trainer's {counts})", None
     images, _ = next(iter(data.make_dataset(eval_files, hp.image_size, CHECK_IMAGES,
                                             shuffle=False)))
     images = images.numpy()
     rows = {int(key): row for row, key in enumerate(stored.keys)}
     wanted = [rows.get(int(key)) for key in pixel_keys(images)]
     if any(row is None for row in wanted):
-        return "missing some of the Trainer's eval images", None
+        return "they miss some of the Trainer's eval images", None
     ours = bottleneck.feature_model(model)(images, training=False).numpy().astype(np.float32)
     theirs = _rows(stored.cache, wanted)
     scale = max(float(np.abs(ours).max()), 1e-12)
     difference = float(np.abs(ours - theirs).max()) / scale
     if difference > TOLERANCE:
-        return f"not the Trainer's own (they differ by {difference:.2g} of the largest " \
+        return f"they are not the Trainer's own (they differ by {difference:.2g} of the largest " \
                f"feature on {len(images)} eval images)", difference
     return "", difference
 
@@ -187,9 +187,10 @@ def use(directory: str | None, hp: HParams, model: tf.keras.Model,
     """The eval features to validate the head on, if `directory` holds the model's own, and the
     record of the choice for `history.json`."""
     if not directory:
-        return None, {"on": VALIDATED_ON_IMAGES, "reason": "no data audit before the Trainer"}
+        return None, {"on": VALIDATED_ON_IMAGES, "reason": "no data audit before the Trainer",
+                      "given": False}
     if plan.precision_policy != "float32":
-        return None, {"on": VALIDATED_ON_IMAGES,
+        return None, {"on": VALIDATED_ON_IMAGES, "given": True,
                       "reason": f"the Trainer computes in {plan.precision_policy}, the data "
                                 "audit's features are float32"}
     stored, reason = load(directory)
@@ -197,16 +198,14 @@ def use(directory: str | None, hp: HParams, model: tf.keras.Model,
     if stored is not None:
         reason, difference = check(stored, hp, model, eval_files)
     if reason:
-        if stored is None:
-            logging.info("validating on the eval images: %s", reason)
-        else:
-            logging.warning("validating on the eval images: the data audit's features are %s",
-                            reason)
-        return None, {"on": VALIDATED_ON_IMAGES, "reason": reason,
+        log = logging.info if stored is None else logging.warning
+        log("validating on the eval images, not the data audit's features: %s", reason)
+        return None, {"on": VALIDATED_ON_IMAGES, "reason": reason, "given": True,
                       "largest_difference": difference}
     logging.info("validating the head on %s (%d records; largest difference %.2g)",
                  VALIDATED_ON_FEATURES, stored.cache.records, difference)
-    return stored.cache, {"on": VALIDATED_ON_FEATURES, "records": stored.cache.records,
+    return stored.cache, {"on": VALIDATED_ON_FEATURES, "given": True,
+                          "records": stored.cache.records,
                           "largest_difference": difference}
 
 

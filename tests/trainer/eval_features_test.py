@@ -125,11 +125,11 @@ def test_features_of_other_settings_other_images_or_another_base_are_refused(
     root, hp, images, labels, _, _ = setting
     record = _refusal(setting, write_records, tmp_path / "a",
                       hp=dataclasses.replace(hp, pooling="avg"))
-    assert record["reason"].startswith("made with other settings")
+    assert record["reason"].startswith("they were made with other settings")
     other = images.copy()
     other[3] = 255 - other[3]
     record = _refusal(setting, write_records, tmp_path / "b", images=other)
-    assert record["reason"] == "missing some of the Trainer's eval images"
+    assert record["reason"] == "they miss some of the Trainer's eval images"
     # Another weights file under the same settings' name: only the features themselves tell.
     changed = _weights(str(tmp_path / "base.h5"), seed=6)
     copy = tmp_path / "features"
@@ -139,7 +139,7 @@ def test_features_of_other_settings_other_images_or_another_base_are_refused(
     (copy / bottleneck.MANIFEST).write_text(json.dumps(manifest))
     record = _refusal(setting, write_records, tmp_path / "d",
                       hp=dataclasses.replace(hp, weights=changed), directory=str(copy))
-    assert record["reason"].startswith("not the Trainer's own (they differ by ")
+    assert record["reason"].startswith("they are not the Trainer's own (they differ by ")
     assert record["largest_difference"] > 100 * eval_features.TOLERANCE
 
 
