@@ -41,7 +41,6 @@ TARGET = 0.10
 
 def random_base(path: Path) -> Path:
     """A random InceptionV3 without its top at SIZE px, its weights saved as an `.h5` file."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
 
     from trainer.bases import build_application, get_base_spec

@@ -10,14 +10,14 @@ import time
 from typing import Any
 
 from tfx import types
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import stop
+from components import executor as executor_base
 from components.data_audit import drop, properties, records
 from components.data_audit.audit import EVAL, TRAIN, run_audit
 from components.exec_properties import int_property
+from components.executor import Artifacts
 from trainer.contract import DEFAULT_MAX_PIXELS, EMBED_FN
 
 EXAMPLES_KEY = "examples"
@@ -66,16 +66,13 @@ def record(findings: types.Artifact, report: dict[str, Any], unhashed: int) -> N
         findings.set_int_custom_property(key, value)
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(executor_base.Executor):
     """Embeds every image once with the frozen base, audits them, records the findings; keeps
     the eval split's features for the Trainer's validation (`trainer.eval_features`)."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Reads the train and eval splits, writes `audit.json` and the counts."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         findings = artifact_utils.get_single_instance(output_dict[FINDINGS_KEY])
         features = output_dict.get(EVAL_FEATURES_KEY)
@@ -109,15 +106,12 @@ class Executor(base_executor.BaseExecutor):
                          "exact copies", unhashed)
 
 
-class DropLeakedEvalExecutor(base_executor.BaseExecutor):
+class DropLeakedEvalExecutor(executor_base.Executor):
     """Writes the eval split without the eval images DataAudit found copied from train."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Reads audit.json's leaks; the output holds the eval split only."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         findings = artifact_utils.get_single_instance(input_dict[FINDINGS_KEY])
         output = artifact_utils.get_single_instance(output_dict[EVAL_EXAMPLES_KEY])
