@@ -8,9 +8,9 @@ frozen, each epoch then validates the head on those features (`HeadValidation`) 
 running the base over the eval images again: the audit's pass replaces one pass per epoch.
 
 The Trainer takes them only when they are its own (`use`): the same base, weights, cut layer,
-pooling, image size and input scaling; the same images per class; float32 compute; and its own
-features of a batch of its eval images, found by pixel digest, equal to the stored ones. Else it
-validates on the images, as without the audit, and `history.json` says why.
+pooling, image size and input scaling; the same images (pixel digests) with the same labels;
+float32 compute; and its own features of a batch of its eval images equal to the stored ones.
+Else it validates on the images, as without the audit, and `history.json` says why.
 """
 
 from __future__ import annotations
@@ -133,37 +133,47 @@ def load(directory: str) -> tuple[Stored | None, str]:
     return Stored(cache, keys, manifest["config"]), ""
 
 
-def _labels(cache: bottleneck.CacheInfo) -> np.ndarray:
+def _stored_labels(cache: bottleneck.CacheInfo) -> np.ndarray:
     return np.concatenate([labels.numpy() for _, labels in
                            bottleneck.read_cache(cache, 4096, shuffle=False, memory_bytes=0)]
                           or [np.zeros(0, np.int64)])
 
 
+def _pairs(keys: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
+    return sorted(zip(keys.tolist(), labels.tolist(), strict=True))
+
+
 def check(stored: Stored, hp: HParams, model: tf.keras.Model, eval_files: list[str] | str
           ) -> tuple[str, float | None]:
     """Why `stored` is not what `model` would compute on `eval_files` ('' when it is), and the
-    largest relative difference of the features it compared."""
+    largest relative difference of the features it compared.
+
+    The same settings; the same images with the same labels (every eval record's pixel digest
+    and label, one decoding pass); and the model's own features of the first CHECK_IMAGES
+    images equal to the stored ones, within TOLERANCE of the largest.
+    """
     if stored.config != features_config(hp):
         return f"they were made with other settings ({stored.config}, the Trainer's "\
                f"{features_config(hp)})", None
-    counts = data.count_labels(eval_files, hp.num_classes)
-    stored_counts = np.bincount(_labels(stored.cache), minlength=hp.num_classes).tolist()
-    if stored_counts != counts or len(stored.keys) != stored.cache.records:
-        return f"they are of other images (per class {stored_counts}, the Trainer's {counts})", None
-    images, _ = next(iter(data.make_dataset(eval_files, hp.image_size, CHECK_IMAGES,
-                                            shuffle=False)))
-    images = images.numpy()
+    keys, labels, first = [], [], None
+    for images, batch_labels in data.make_dataset(eval_files, hp.image_size, CHECK_IMAGES,
+                                                  shuffle=False):
+        first = images.numpy() if first is None else first
+        keys.append(pixel_keys(images.numpy()))
+        labels.append(batch_labels.numpy())
+    if first is None or len(stored.keys) != stored.cache.records or _pairs(
+            stored.keys, _stored_labels(stored.cache)) != _pairs(np.concatenate(keys),
+                                                                  np.concatenate(labels)):
+        return (f"they are of other images or labels ({stored.cache.records} records, the "
+                f"Trainer's {sum(len(k) for k in keys)})"), None
     rows = {int(key): row for row, key in enumerate(stored.keys)}
-    wanted = [rows.get(int(key)) for key in pixel_keys(images)]
-    if any(row is None for row in wanted):
-        return "they miss some of the Trainer's eval images", None
-    ours = bottleneck.feature_model(model)(images, training=False).numpy().astype(np.float32)
-    theirs = _rows(stored.cache, wanted)
+    ours = bottleneck.feature_model(model)(first, training=False).numpy().astype(np.float32)
+    theirs = _rows(stored.cache, [rows[int(key)] for key in keys[0]])
     scale = max(float(np.abs(ours).max()), 1e-12)
     difference = float(np.abs(ours - theirs).max()) / scale
     if difference > TOLERANCE:
         return f"they are not the Trainer's own (they differ by {difference:.2g} of the largest " \
-               f"feature on {len(images)} eval images)", difference
+               f"feature on {len(first)} eval images)", difference
     return "", difference
 
 

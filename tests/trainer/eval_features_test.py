@@ -106,13 +106,14 @@ def test_the_trainer_takes_its_own_features_and_the_head_validates_as_the_model_
     assert logs["val_accuracy"] == pytest.approx(expected["accuracy"])
 
 
-def _refusal(setting, write_records, tmp_path, hp=None, images=None, plan=FLOAT32,
-             directory=None) -> dict:
-    root, default_hp, default_images, labels, _, _ = setting
+def _refusal(setting, write_records, tmp_path, hp=None, images=None, labels=None,
+             plan=FLOAT32, directory=None) -> dict:
+    root, default_hp, default_images, default_labels, _, _ = setting
     hp = hp or default_hp
     tmp_path.mkdir(parents=True, exist_ok=True)
     eval_file = write_records(tmp_path / "eval.gz",
-                              default_images if images is None else images, labels)
+                              default_images if images is None else images,
+                              default_labels if labels is None else labels)
     model = model_lib.build_model(hp)
     cache, record = eval_features.use(directory if directory is not None else
                                       str(root / "features"), hp, model, [eval_file], plan)
@@ -129,7 +130,12 @@ def test_features_of_other_settings_other_images_or_another_base_are_refused(
     other = images.copy()
     other[3] = 255 - other[3]
     record = _refusal(setting, write_records, tmp_path / "b", images=other)
-    assert record["reason"] == "they miss some of the Trainer's eval images"
+    assert record["reason"] == "they are of other images or labels (24 records, the Trainer's 24)"
+    record = _refusal(setting, write_records, tmp_path / "e", labels=1 - labels)
+    assert record["reason"] == "they are of other images or labels (24 records, the Trainer's 24)"
+    record = _refusal(setting, write_records, tmp_path / "f", images=images[:20],
+                      labels=labels[:20])
+    assert record["reason"] == "they are of other images or labels (24 records, the Trainer's 20)"
     # Another weights file under the same settings' name: only the features themselves tell.
     changed = _weights(str(tmp_path / "base.h5"), seed=6)
     copy = tmp_path / "features"
