@@ -113,6 +113,7 @@ class Embedder:
             return None
         if self._writer is None:  # no image at all: nothing to build the base for
             self._writer = eval_features.Writer(self._features_dir, 0, {})
+            self._writer.drop("the data audit read no images")
         return self._writer.finish()
 
 

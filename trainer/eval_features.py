@@ -76,13 +76,14 @@ class Writer:
         if self._dropped:
             return
         if (self._shards.records + len(features)) * (self.feature_dim + 1) * 4 > self.limit_bytes:
-            self._drop(f"the eval split's features would take more than {self.limit_bytes} bytes")
+            self.drop(f"the eval split's features would take more than {self.limit_bytes} bytes")
             return
         column = np.asarray(labels, np.float32).reshape(-1, 1)
         self._shards.write(np.concatenate([np.asarray(features, np.float32), column], axis=1))
         self._keys.append(np.asarray(keys, np.uint64))
 
-    def _drop(self, reason: str) -> None:
+    def drop(self, reason: str) -> None:
+        """Keeps nothing (removes what was written); `finish` records `reason`."""
         self._shards.close()
         for path in self._shards.shards:
             tf.io.gfile.remove(path)
