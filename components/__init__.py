@@ -4,8 +4,8 @@ from typing import Any
 
 
 def __getattr__(name: str) -> Any:
-    """`components.DataVerdict`, `components.AuditFindings` and `components.TFLiteModels`, the
-    import paths Kubeflow V2 derives from their TYPE_NAME.
+    """`components.DataVerdict`, `components.AuditFindings`, `components.EvalFeatures` and
+    `components.TFLiteModels`, the import paths Kubeflow V2 derives from their TYPE_NAME.
 
     Lazy, so importing `components` does not import TFX.
     """
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from components.data_audit.component import AuditFindings
 
         return AuditFindings
+    if name == "EvalFeatures":
+        from components.data_audit.component import EvalFeatures
+
+        return EvalFeatures
     if name == "TFLiteModels":
         from components.tflite_export.component import TFLiteModels
 

@@ -17,6 +17,7 @@ from components.model_gate.paired import METRIC_NAME as PAIRED_METRIC
 from components.model_gate.paired import PairedWorse
 from components.serving_pusher.component import ServingPusher
 from components.tflite_export.component import TFLiteExport
+from components.trainer.component import Trainer
 from components.tuner.component import Tuner
 from pipeline.config import GateConfig, PipelineConfig
 from trainer.contract import (
@@ -189,7 +190,7 @@ def create_pipeline(
                       eval_args=tfx.proto.EvalArgs(splits=["eval"]),
                       custom_config={HPARAMS_KEY: hp.to_config(),
                                      TUNE_KEY: config.tune.to_config()})
-    trainer = tfx.components.Trainer(
+    trainer = Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -199,6 +200,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={HPARAMS_KEY: hp.to_config(), MAX_ROWS_KEY: config.serving.max_rows},
+        eval_features=audit.outputs["eval_features"] if audit else None,  # validates on them
     )
     evaluator = tfx.components.Evaluator(
         examples=eval_examples,

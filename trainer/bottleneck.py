@@ -100,8 +100,9 @@ def head_model(model: tf.keras.Model) -> tf.keras.Model:
     return tf.keras.Model(features, x, name="head")
 
 
-class _ShardWriter:
-    """Appends records to numbered shard files of at most `SHARD_BYTES` each."""
+class ShardWriter:
+    """Appends records to numbered shard files of at most `SHARD_BYTES` each (`tf.io.gfile`:
+    a local folder, or an artifact's `gs://` one)."""
 
     def __init__(self, directory: str, record_bytes: int) -> None:
         self.directory = directory
@@ -126,7 +127,7 @@ class _ShardWriter:
         self.close()
         path = os.path.join(self.directory, f"features-{len(self.shards):05d}.bin")
         self.shards.append(path)
-        self._file = open(path, "wb")  # noqa: SIM115  (closed by close())
+        self._file = tf.io.gfile.GFile(path, "wb")
         self._in_shard = 0
 
     def close(self) -> None:
@@ -146,7 +147,7 @@ def write_cache(extractor: tf.keras.Model, images: tf.data.Dataset, directory: s
     os.makedirs(directory, exist_ok=True)
     augment = augmented_copies > 0
     feature_dim = int(extractor.output.shape[-1])
-    writer = _ShardWriter(directory, (feature_dim + 1) * 4)
+    writer = ShardWriter(directory, (feature_dim + 1) * 4)
     extract = tf.function(lambda x: tf.cast(extractor(x, training=augment), tf.float32),
                           autograph=False,
                           input_signature=[tf.TensorSpec(extractor.input.shape, tf.uint8)])
@@ -199,7 +200,8 @@ def read_arrays(info: CacheInfo) -> tuple[np.ndarray, np.ndarray]:
     labels = np.empty(info.records, np.int64)
     start = 0
     for path in info.shards:  # one shard (at most SHARD_BYTES) in flight at a time
-        shard = np.fromfile(path, np.float32).reshape(-1, info.feature_dim + 1)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            shard = np.frombuffer(f.read(), np.float32).reshape(-1, info.feature_dim + 1)
         features[start:start + len(shard)] = shard[:, :-1]
         labels[start:start + len(shard)] = shard[:, -1]
         start += len(shard)
@@ -233,9 +235,13 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
                eval_files: list[str] | str, log_dir: str,
                strategy: tf.distribute.Strategy | None = None,
                compilation: devices.Compilation = devices.NO_XLA,
-               cache_root: str | None = None, class_weight: dict[int, float] | None = None
+               cache_root: str | None = None, class_weight: dict[int, float] | None = None,
+               eval_cache: CacheInfo | None = None
                ) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Caches the features of the training and eval images, trains `model`'s head on them.
+
+    `eval_cache`: the eval images' features computed before (`trainer.eval_features`), used
+    instead of computing them again.
 
     The cache lives in a temporary folder under `cache_root` (the system's temporary folder by
     default) and is removed afterwards. The features are extracted in batches of `batch_size`,
@@ -255,10 +261,12 @@ def fit_cached(model: tf.keras.Model, hp: HParams, train_files: list[str] | str,
         # Shuffled before caching, so consecutive records (and so each shard) mix the classes.
         train_images = data.make_dataset(train_files, hp.image_size, hp.batch_size,
                                          shuffle=True, seed=hp.seed)
-        eval_images = data.make_dataset(eval_files, hp.image_size, hp.batch_size, shuffle=False)
         train_cache = write_cache(extractor, train_images, os.path.join(work, "train"),
                                   hp.cache_augmented_copies)
-        eval_cache = write_cache(extractor, eval_images, os.path.join(work, "eval"))
+        if eval_cache is None:
+            eval_images = data.make_dataset(eval_files, hp.image_size, hp.batch_size,
+                                            shuffle=False)
+            eval_cache = write_cache(extractor, eval_images, os.path.join(work, "eval"))
         batch_size = hp.head_batch_size
         logging.info("bottleneck cache: %d training and %d eval records in %.1f s; head epochs "
                      "in batches of %d", train_cache.records, eval_cache.records,

@@ -33,12 +33,14 @@ PROBABILITY = "probability"  # from_examples' output: the head's own output
 PREPROCESSING_FN = "trainer.transform.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
 TUNER_FN = "trainer.tune.tuner_fn"  # the Tuner's (--tune): a search on the bottleneck cache
-# DataAudit loads this by name (as TFX loads RUN_FN): hparams config -> images -> features.
+# DataAudit loads this by name (as TFX loads RUN_FN): (hparams config, max pixels, the folder
+# for the eval split's head features) -> an embedder: (images[, labels]) -> features; .finish().
 EMBED_FN = "trainer.embed.make_embedder"
 HPARAMS_KEY = "hparams"  # Trainer and Tuner: HParams.to_config()
 TUNE_KEY = "tune"  # Tuner: TuneConfig.to_config() (trials, algorithm, search space)
 IMAGE_SIZE_KEY = "image_size"  # Transform: the model's input size in pixels
 MAX_PIXELS_KEY = "max_pixels"  # Transform: the largest image decoded, in training and serving
+EVAL_FEATURES_KEY = "eval_features"  # Trainer: the folder of DataAudit's eval features, if any
 MAX_ROWS_KEY = "max_request_images"  # Trainer: images per request to the serving signature
 DEFAULT_MAX_PIXELS = 50_000_000  # the ingest's --max-pixels default
 DEFAULT_MAX_ROWS = 32  # as `imgpipe serving-config --max-batch-size` and the clients' batch

@@ -83,12 +83,11 @@ def compile_model(model: tf.keras.Model, num_classes: int, learning_rate: float,
                   jit_compile=compilation.jit_compile)
 
 
-def build_model(hp: HParams, base: tf.keras.Model | None = None,
-                compilation: devices.Compilation = devices.NO_XLA) -> tf.keras.Model:
-    """The whole classifier, compiled: uint8 images [N, S, S, 3] in, class probabilities out.
-
-    Two classes get one sigmoid unit (the probability of `class_names[1]`); more get a softmax.
-    The output layer computes in float32 whatever the mixed-precision policy.
+def build_features(hp: HParams, base: tf.keras.Model | None = None
+                   ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The model below its head: the uint8 images input, the base's output (the cut layer's
+    map) and the pooled features the head reads. The data audit builds its features with this
+    too (`trainer.embed`), so what it keeps for the Trainer is what the Trainer's model computes.
     """
     tracing.skip_autograph_for_tf_keras()
     if base is None:
@@ -99,12 +98,23 @@ def build_model(hp: HParams, base: tf.keras.Model | None = None,
     x = scaling.preprocess_layer(hp.resolved_input_scaling)(images)
     if hp.augment.enabled:
         x = augment.build_augmentation(hp.augment, hp.seed)(x)
-    features = base(x, training=False)
+    cut = base(x, training=False)
     if hp.resolved_pooling == "avg":
-        x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
+        pooled = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(cut)
     else:
-        x = tf.keras.layers.Flatten(name="flatten")(features)
-    model = tf.keras.Model(images, head(x, hp), name="image_classifier")
+        pooled = tf.keras.layers.Flatten(name="flatten")(cut)
+    return images, cut, pooled
+
+
+def build_model(hp: HParams, base: tf.keras.Model | None = None,
+                compilation: devices.Compilation = devices.NO_XLA) -> tf.keras.Model:
+    """The whole classifier, compiled: uint8 images [N, S, S, 3] in, class probabilities out.
+
+    Two classes get one sigmoid unit (the probability of `class_names[1]`); more get a softmax.
+    The output layer computes in float32 whatever the mixed-precision policy.
+    """
+    images, _, pooled = build_features(hp, base)
+    model = tf.keras.Model(images, head(pooled, hp), name="image_classifier")
     compile_model(model, hp.num_classes, hp.learning_rate, compilation)
     return model
 

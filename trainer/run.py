@@ -15,12 +15,23 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 
-from trainer import balance, bottleneck, data, devices, export, health, scaling, train
+from trainer import (
+    balance,
+    bottleneck,
+    data,
+    devices,
+    eval_features,
+    export,
+    health,
+    scaling,
+    train,
+)
 from trainer import model as model_lib
 from trainer.bases import build_application
 from trainer.contract import (
     DEFAULT_MAX_ROWS,
     DEVICE_PLAN_KEY,
+    EVAL_FEATURES_KEY,
     HISTORY_FILE,
     HPARAMS_KEY,
     INPUT_SCALING_KEY,
@@ -152,20 +163,28 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             "weights": dict(zip(hp.class_names, weights, strict=True)) if weights else None}
         logging.info("class counts %s, class weights %s", record["class_counts"],
                      record["class_weights"])
+        eval_cache, record["validation"] = eval_features.use(
+            fn_args.custom_config.get(EVAL_FEATURES_KEY), hp, model, fn_args.eval_files, plan)
         if hp.bottleneck_cache:
             history, record["bottleneck_cache"] = bottleneck.fit_cached(
                 model, hp, fn_args.train_files, fn_args.eval_files, fn_args.model_run_dir,
                 strategy=strategy, compilation=plan.compilation,
-                class_weight=balance.as_keras(weights))
+                class_weight=balance.as_keras(weights), eval_cache=eval_cache)
         else:
             train_data = data.make_dataset(fn_args.train_files, hp.image_size, hp.batch_size,
                                            shuffle=True, seed=hp.seed,
                                            memory_bytes=hp.images_in_memory_bytes)
             eval_data = data.make_dataset(fn_args.eval_files, hp.image_size, hp.batch_size,
                                           shuffle=False, memory_bytes=hp.images_in_memory_bytes)
+            validation = None
+            if eval_cache:  # the head validates on the audit's features while the base is frozen
+                with strategy.scope():
+                    validation = eval_features.HeadValidation(model, hp, eval_cache,
+                                                              plan.compilation)
             history = train.fit(model, hp, train_data, eval_data, fn_args.model_run_dir,
                                 compilation=plan.compilation,
-                                class_weight=balance.as_keras(weights))
+                                class_weight=balance.as_keras(weights),
+                                head_validation=validation)
         record["chance"] = chance = health.chance_check(history, counts, weights)
         if chance.get("at_chance"):
             progress_logger().warning(

@@ -70,16 +70,22 @@ def warm_start(model: tf.keras.Model, saved_model_dir: str) -> list[str]:
 
 def fit(model: tf.keras.Model, hp: HParams, train: tf.data.Dataset, validation: tf.data.Dataset,
         log_dir: str, compilation: devices.Compilation = devices.NO_XLA,
-        class_weight: dict[int, float] | None = None) -> dict[str, list[float]]:
+        class_weight: dict[int, float] | None = None,
+        head_validation: tf.keras.callbacks.Callback | None = None) -> dict[str, list[float]]:
     """Trains the head, then fine-tunes from `hp.fine_tune_from` if set; returns the history.
 
     `class_weight` (class index -> weight, `trainer.balance`) weighs each example's loss by its
-    class, in both stages."""
+    class, in both stages. `head_validation` (`trainer.eval_features.HeadValidation`) validates
+    the head on eval features computed before, in place of `validation`, while the base is
+    frozen; fine-tuning changes the base, so it validates on `validation`."""
     steps = hp.steps_per_epoch
     train_data = train.repeat() if steps else train
+    first = [head_validation] if head_validation else []  # before those that read val_ logs
     history = model.fit(train_data, epochs=hp.epochs, steps_per_epoch=steps,
-                        validation_data=validation, class_weight=class_weight,
-                        callbacks=[*callbacks(hp, log_dir), EpochProgress(hp.epochs)], verbose=0)
+                        validation_data=None if head_validation else validation,
+                        class_weight=class_weight,
+                        callbacks=[*first, *callbacks(hp, log_dir), EpochProgress(hp.epochs)],
+                        verbose=0)
     merged = {k: list(v) for k, v in history.history.items()}
     if hp.fine_tune_from:
         base = model_lib.get_base(model)

@@ -30,8 +30,15 @@ class AuditFindings(types.Artifact):
     TYPE_NAME = "components.AuditFindings"
 
 
+class EvalFeatures(types.Artifact):
+    """The frozen base's features of the eval split, as the Trainer's head reads them, with
+    labels and pixel digests (`trainer/eval_features.py`): the Trainer validates on them."""
+
+    TYPE_NAME = "components.EvalFeatures"  # imported in Kubeflow's containers, as AuditFindings
+
+
 class DataAuditSpec(types.ComponentSpec):
-    """The ExampleGen's Examples in, the findings out."""
+    """The ExampleGen's Examples in, the findings and the eval split's features out."""
 
     PARAMETERS = {
         executor.BASE_KEY: ExecutionParameter(type=str),
@@ -39,7 +46,8 @@ class DataAuditSpec(types.ComponentSpec):
         executor.MAX_PIXELS_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
-    OUTPUTS = {executor.FINDINGS_KEY: ChannelParameter(type=AuditFindings)}
+    OUTPUTS = {executor.FINDINGS_KEY: ChannelParameter(type=AuditFindings),
+               executor.EVAL_FEATURES_KEY: ChannelParameter(type=EvalFeatures)}
 
 
 class DataAudit(base_component.BaseComponent):
@@ -56,7 +64,8 @@ class DataAudit(base_component.BaseComponent):
             examples=examples,
             base=json.dumps(executor.base_config(hparams_config), sort_keys=True),
             embed_fn=embed_fn, max_pixels=max_pixels,
-            findings=types.Channel(type=AuditFindings)))
+            findings=types.Channel(type=AuditFindings),
+            eval_features=types.Channel(type=EvalFeatures)))
 
 
 class DropLeakedEvalSpec(types.ComponentSpec):

@@ -10,18 +10,19 @@ import time
 from typing import Any
 
 from tfx import types
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import stop
+from components import executor as executor_base
 from components.data_audit import drop, properties, records
 from components.data_audit.audit import EVAL, TRAIN, run_audit
 from components.exec_properties import int_property
+from components.executor import Artifacts
 from trainer.contract import DEFAULT_MAX_PIXELS, EMBED_FN
 
 EXAMPLES_KEY = "examples"
 FINDINGS_KEY = "findings"
+EVAL_FEATURES_KEY = "eval_features"  # the head's features of the eval split, for the Trainer
 BASE_KEY = "base"  # JSON: the hyperparameters that decide the features (`base_config`)
 EMBED_FN_KEY = "embed_fn"
 MAX_PIXELS_KEY = "max_pixels"
@@ -33,7 +34,7 @@ EXAMPLES_FORMAT_PROPERTIES = ("payload_format", "file_format")
 # The hyperparameters that decide the features: a change of epochs or learning rate keeps the
 # audit cached, a change of base, weights, cut layer, image size or convention re-runs it.
 BASE_FIELDS = ("class_names", "image_size", "base", "weights", "weights_sha256", "cut_layer",
-               "input_scaling", "input_scaling_source")
+               "pooling", "input_scaling", "input_scaling_source")
 
 _LOG = logging.getLogger(__name__)
 
@@ -65,20 +66,20 @@ def record(findings: types.Artifact, report: dict[str, Any], unhashed: int) -> N
         findings.set_int_custom_property(key, value)
 
 
-class Executor(base_executor.BaseExecutor):
-    """Embeds every image once with the frozen base, audits them, records the findings."""
+class Executor(executor_base.Executor):
+    """Embeds every image once with the frozen base, audits them, records the findings; keeps
+    the eval split's features for the Trainer's validation (`trainer.eval_features`)."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Reads the train and eval splits, writes `audit.json` and the counts."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         findings = artifact_utils.get_single_instance(output_dict[FINDINGS_KEY])
+        features = output_dict.get(EVAL_FEATURES_KEY)
         config = json.loads(exec_properties[BASE_KEY])
         embed = load_function(exec_properties.get(EMBED_FN_KEY) or EMBED_FN)(
-            config, int_property(exec_properties, MAX_PIXELS_KEY, DEFAULT_MAX_PIXELS))
+            config, int_property(exec_properties, MAX_PIXELS_KEY, DEFAULT_MAX_PIXELS),
+            artifact_utils.get_single_uri(features) if features else None)
         start = time.perf_counter()
         parts, unhashed = [], 0
         for split in artifact_utils.decode_split_names(examples.split_names):
@@ -89,6 +90,9 @@ class Executor(base_executor.BaseExecutor):
             parts.append(part)
             unhashed += missed
         images = records.concatenate(parts)
+        kept = embed.finish()
+        if kept and not kept["written"]:
+            _LOG.info("data audit: no eval features for the Trainer (%s)", kept["reason"])
         embedded = time.perf_counter() - start
         report = run_audit(images, config["class_names"])
         record(findings, report, unhashed)
@@ -102,15 +106,12 @@ class Executor(base_executor.BaseExecutor):
                          "exact copies", unhashed)
 
 
-class DropLeakedEvalExecutor(base_executor.BaseExecutor):
+class DropLeakedEvalExecutor(executor_base.Executor):
     """Writes the eval split without the eval images DataAudit found copied from train."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Reads audit.json's leaks; the output holds the eval split only."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         findings = artifact_utils.get_single_instance(input_dict[FINDINGS_KEY])
         output = artifact_utils.get_single_instance(output_dict[EVAL_EXAMPLES_KEY])

@@ -14,12 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from components.data_audit import hashing
-from components.data_audit.audit import AuditImages
+from components.data_audit.audit import EVAL, AuditImages
 from trainer.contract import FILENAME, IMAGE_BYTES, LABEL
 
 BATCH = 256
 
-Embed = Callable[[Sequence[bytes]], np.ndarray]
+Embed = Callable[..., np.ndarray]  # (encoded images[, their labels]) -> features [N, D]
 
 
 def _feature(example: tf.train.Example, key: str) -> list:
@@ -58,7 +58,8 @@ def read_split(split_dir: str, split: str, embed: Embed) -> tuple[AuditImages, i
             hashes.append(value)
             colours.append(colour)
             unhashed += not hashed
-        features.append(embed(images))
+        # The eval split's labels go with its images: the embedder keeps what the head reads.
+        features.append(embed(images, labels[-len(images):]) if split == EVAL else embed(images))
     dim = features[0].shape[1] if features else 0
     return AuditImages(
         names, [split] * len(names), np.asarray(labels, np.int64), digests,

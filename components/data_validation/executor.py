@@ -9,14 +9,14 @@ from typing import Any
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import types
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import stop
+from components import executor as executor_base
 from components.data_audit import properties as audit_props  # the audit's counts
 from components.data_validation import checks, properties
 from components.data_validation.schema import curate_schema
+from components.executor import Artifacts
 from components.image_example_gen import properties as ex  # the Examples' properties
 
 SCHEMA_KEY = "schema"
@@ -44,14 +44,12 @@ def _float(exec_properties: dict[str, Any], key: str, default: float) -> float:
     return default if value is None else float(value)
 
 
-class CurateSchemaExecutor(base_executor.BaseExecutor):
+class CurateSchemaExecutor(executor_base.Executor):
     """Writes `curate_schema(inferred schema, the Examples' class names)`."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Reads SchemaGen's schema and the class names the ExampleGen recorded."""
-        stop.raise_if_requested()
         inferred = io_utils.SchemaReader().read(
             io_utils.get_only_uri_in_dir(_single(input_dict, INFERRED_SCHEMA_KEY).uri))
         examples = _single(input_dict, EXAMPLES_KEY)
@@ -73,14 +71,12 @@ def _json_property(artifact: types.Artifact, key: str) -> Any:
     return json.loads(artifact.get_string_custom_property(key) or "null")
 
 
-class DataGateExecutor(base_executor.BaseExecutor):
+class DataGateExecutor(executor_base.Executor):
     """Passes the data only without ExampleValidator anomalies, class changes or class drift."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Collects every problem as one sentence; the verdict records them."""
-        stop.raise_if_requested()
         examples = _single(input_dict, EXAMPLES_KEY)
         problems: list[str] = []
         for anomalies in input_dict.get(ANOMALIES_KEY, []):

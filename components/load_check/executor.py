@@ -8,12 +8,13 @@ import tempfile
 from typing import Any
 
 from tfx import types
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from components import executor as executor_base
 from components import stop
 from components.exec_properties import int_property
+from components.executor import Artifacts
 from components.load_check import probe, properties
 
 MODEL_KEY = "model"
@@ -51,15 +52,12 @@ def mark(blessing: types.Artifact, reason: str) -> None:
     blessing.set_string_custom_property(properties.REASON, reason)
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(executor_base.Executor):
     """Blesses a model that loads and serves real eval images in a fresh Python process."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Runs the probe on the model and records an InfraBlessing with the verdict."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
         model = artifact_utils.get_single_instance(input_dict[MODEL_KEY])
         model_dir = path_utils.serving_model_path(

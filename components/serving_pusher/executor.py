@@ -10,13 +10,13 @@ from typing import Any
 import tensorflow as tf
 from tfx import types
 from tfx.components.util import model_utils
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import stop
+from components import executor as executor_base
 from components.data_validation import properties as verdict_properties
 from components.exec_properties import int_property
+from components.executor import Artifacts
 from components.serving_pusher import properties, publish, warmup
 from components.tflite_export import convert as tflite_convert
 from components.tflite_export import properties as tflite_properties
@@ -77,15 +77,12 @@ def copy_tflite(tflite_models: list[types.Artifact] | None, model_copy: str) -> 
             for fmt in accepted}
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(executor_base.Executor):
     """Pushes a blessed model as the next version of a TF Serving base path, with warmup."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Publishes the model if blessed (and infra-blessed, when given) as TFX's Pusher does."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         pushed_model = artifact_utils.get_single_instance(output_dict[PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[MODEL_BLESSING_KEY])
         refusal = _refusal(blessing, input_dict.get(INFRA_BLESSING_KEY),

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import types
 from tfx.components.util import model_utils
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import executor as executor_base
 from components import stop
 from components.exec_properties import int_property
+from components.executor import Artifacts
 from components.load_check.probe import describe_error
 from components.tflite_export import convert, evaluate, properties
 from trainer.contract import IMAGE_BYTES, LABEL, TRANSFORMED_IMAGE, progress_logger
@@ -137,15 +137,12 @@ def export_formats(model_dir: str, reader: SplitReader, train_dir: str, eval_dir
     return comparison
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(executor_base.Executor):
     """Converts a blessed model to TFLite and keeps each format that is as accurate."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802 (TFX's name)
-           output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> None:
+    def run(self, input_dict: Artifacts, output_dict: Artifacts,
+            exec_properties: dict[str, Any]) -> None:
         """Records the comparison and the accepted formats on the TFLiteModels artifact."""
-        stop.raise_if_requested()
-        self._log_startup(input_dict, output_dict, exec_properties)
         output = artifact_utils.get_single_instance(output_dict[TFLITE_MODELS_KEY])
         formats = convert.parse_formats(exec_properties[FORMATS_KEY])
         tolerance = exec_properties.get(TOLERANCE_KEY)

@@ -18,6 +18,8 @@ from tfx.components.tuner import executor as tfx_tuner
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from components import stop
+
 TRIALS_FILE = "trials.json"
 TRIAL_METRICS = ("val_loss", "seconds", "epochs")
 
@@ -50,12 +52,14 @@ class Executor(tfx_tuner.Executor):
 
     def Do(self, input_dict: dict[str, list[types.Artifact]],  # noqa: N802  (TFX's name)
            output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        stop.raise_if_requested()  # as each of our components starts (components/stop.py)
         if tfx_tuner.get_tune_args(exec_properties):
             raise ValueError("TuneArgs is not supported by this Tuner's Executor.")
         started = time.perf_counter()
         tuner = tfx_tuner.search(input_dict, exec_properties, self._get_tmp_dir(),
                                  print_tuning_summary=False)
         seconds = time.perf_counter() - started
+        stop.raise_if_requested()  # a stop asked for during the search wins over its results
         tfx_tuner.write_best_hyperparameters(tuner, output_dict)
         results = artifact_utils.get_single_uri(
             output_dict[standard_component_specs.TUNER_RESULTS_KEY])

@@ -52,6 +52,7 @@ class RunSummary:
     class_weights: dict[str, Any] = dataclasses.field(default_factory=dict)
     feature_check: dict[str, Any] = dataclasses.field(default_factory=dict)
     chance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    validation: dict[str, Any] = dataclasses.field(default_factory=dict)  # what the head's was on
     input_scaling: str = ""  # how the base was fed and how that was decided, e.g. 'unit (...)'
     # DataAudit's counts and its audit.json ('findings'); empty when the audit did not run.
     audit: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -105,7 +106,8 @@ class RunSummary:
                 f"(details: {AUDIT_FILE})"]
 
     def training_lines(self) -> list[str]:
-        """The class weights, the feature check and whether the head ended at chance."""
+        """The class weights, the feature check, what the head was validated on, and whether it
+        ended at chance."""
         out = []
         balance = self.class_weights
         if balance:
@@ -126,6 +128,12 @@ class RunSummary:
                 out.extend(f"feature check warning: {w}" for w in check["warnings"])
             else:
                 out.append(f"feature check on {check['images']} training images: passed")
+        if self.validation.get("records"):
+            out.append(f"validated on the data audit's features of the "
+                       f"{self.validation['records']} eval images (the base not run again)")
+        elif self.validation.get("given"):
+            out.append(f"validated on the eval images, not the data audit's features: "
+                       f"{self.validation['reason']}")
         if self.chance.get("at_chance"):
             out.append(
                 f"the head ended at chance on its own training data (best training accuracy "
@@ -353,6 +361,7 @@ def read_run_summary(metadata_path: Path, pipeline_name: str,
         class_weights=record.get("class_weights") or {},
         feature_check=record.get("health") or {},
         chance=record.get("chance") or {},
+        validation=record.get("validation") or {},
         input_scaling=input_scaling_description(model_runs),
         audit=audit,
         tflite=tflite_results.comparison(

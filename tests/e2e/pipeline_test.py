@@ -19,7 +19,7 @@ import tensorflow as tf
 from pipeline.local.sample_data import write_sample_data
 from pipeline.results.metadata import read_runs
 from pipeline.results.summary import read_run_summary
-from trainer import scaling
+from trainer import eval_features, scaling
 from trainer.bases import build_application, get_base_spec
 
 IMGPIPE = str(Path(sys.executable).parent / "imgpipe")
@@ -84,6 +84,17 @@ def test_imgpipe_run_detected_the_unit_fed_base_without_a_flag(first_run):
     assert record["description"].startswith("unit (detected: unit ")
     summary = json.loads((root / "out" / "summary.json").read_text())
     assert summary["input_scaling"].startswith("unit (detected: unit ")
+
+
+def test_the_trainer_validated_the_head_on_the_audits_eval_features(first_run):
+    root, _ = first_run
+    history = _history(root, 0)
+    summary = json.loads((root / "out" / "summary.json").read_text())
+    record = history["validation"]
+    assert record["on"] == eval_features.VALIDATED_ON_FEATURES, record
+    assert record["records"] == summary["examples_per_split"]["eval"]
+    assert record["largest_difference"] <= eval_features.TOLERANCE
+    assert len(history["history"]["val_loss"]) == len(history["history"]["loss"])
 
 
 def test_every_component_ran_and_the_model_was_blessed(first_run):

@@ -432,6 +432,11 @@ def test_the_vertex_package_runs_twice_here_reusing_the_cache_and_the_blessed_mo
     history = json.loads(Path(_artifact(store, second_run, "Trainer", "model_run")["uri"],
                               "history.json").read_text())
     assert history["warm_start_from"].startswith(first_model["uri"])
+    # DataAudit's eval features reached the Trainer's container through its ExecutorInput; the
+    # Trainer compared them with its own (--weights none: two random bases, so not taken).
+    assert history["validation"]["given"] is True, history["validation"]
+    assert history["validation"]["reason"].startswith("they are not the Trainer's own"), (
+        history["validation"])
     blessing = _artifact(store, second_run, "Evaluator", "blessing")
     assert blessing["metadata"]["baseline_model_id"] == model_name
     assert blessing["metadata"]["blessed"] == 1

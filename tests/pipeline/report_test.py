@@ -380,6 +380,16 @@ def test_the_summary_and_the_report_show_class_weights_the_feature_check_and_a_h
     assert failed.training_lines() == [
         "feature check on 8 training images: failed: every feature is zero"]
     assert _summary().training_lines() == []  # runs before these were recorded
+    # What the head was validated on: said when the audit's features were given.
+    shared = {"on": "the data audit's features of the eval images", "given": True,
+              "records": 400, "largest_difference": 3e-6}
+    assert _summary(validation=shared).training_lines() == [
+        "validated on the data audit's features of the 400 eval images (the base not run again)"]
+    refused = {"on": "the eval images", "given": True, "reason": "they are of other images"}
+    assert _summary(validation=refused).training_lines() == [
+        "validated on the eval images, not the data audit's features: they are of other images"]
+    no_audit = {"on": "the eval images", "given": False, "reason": "no data audit"}
+    assert _summary(validation=no_audit).training_lines() == []
 
 
 def test_the_summary_counts_the_audits_findings_and_says_nothing_without_an_audit():

@@ -2,8 +2,8 @@
 
 The pusher's own `publish_version` copies a real exported SavedModel (padded with a large
 `assets.extra` file, which TF Serving ignores, so a copy takes long enough to be cut at many
-points) into a serving directory, in a forked child of publish_script.py, and the test SIGKILLs
-the child after a delay spread over the whole publication: before, during and after the copy,
+points) into a serving directory, in a process of its own (publish_script.py), and the test
+SIGKILLs it after a delay spread over the whole publication: before, during and after the copy,
 the rename, the `.last_version` record and the retirement of old versions. After every kill,
 the versions TF Serving would see are all complete and the version served before is unchanged.
 Then a normal publication removes every leftover, and the served versions load and answer.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -65,38 +64,30 @@ def _versions(base: Path) -> list[int]:
 
 
 class Publisher:
-    """publish_script.py, answering one publication at a time."""
+    """publish_script.py, one fresh process per publication."""
 
     def __init__(self, base: Path, source: Path) -> None:
-        self.process = subprocess.Popen([sys.executable, str(SCRIPT), str(base), str(source)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
-        assert self.process.stdout.readline().strip() == "ready"
+        self.command = [sys.executable, str(SCRIPT), str(base), str(source), str(KEEP)]
 
     def publish(self, kill_after: float | None = None) -> tuple[str | None, float | None]:
-        """Starts one publication, kills it after `kill_after` s; (child's 'done'/'error'
+        """Runs one publication, killed `kill_after` s after it starts; (its 'done'/'error'
         line or None, its duration)."""
-        self.process.stdin.write(f"publish {KEEP}\n")
-        self.process.stdin.flush()
-        answer = None
-        while True:
-            line = self.process.stdout.readline().strip()
-            assert line, "publish_script.py ended"
-            if line.startswith("pid ") and kill_after is not None:
+        process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout.readline().strip() == "ready", "publish_script.py ended"
+            if kill_after is not None:
                 time.sleep(kill_after)
-                try:
-                    os.kill(int(line.split()[1]), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            elif line.startswith(("done ", "error ")):
-                answer = line
-            elif line.startswith("exit "):
-                duration = float(answer.split()[2]) if answer and answer[:4] == "done" else None
-                return answer, duration
+                process.kill()
+            answer = process.stdout.readline().strip() or None
+            process.wait(timeout=120)
+        finally:
+            process.kill()
+            process.wait()
+        duration = float(answer.split()[2]) if answer and answer[:4] == "done" else None
+        return answer, duration
 
     def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=60)
+        """Nothing stays running between publications."""
 
 
 @pytest.fixture(scope="module")
