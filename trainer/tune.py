@@ -95,8 +95,8 @@ class CachedFeatures:
     train: bottleneck.CacheInfo
     eval: bottleneck.CacheInfo
     channels: int  # the cut layer's channels: a record is positions x channels values
-    held: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = dataclasses.field(
-        default_factory=dict)  # (split, pooling) -> (features, labels)
+    held: dict[tuple[str, str], tuple[tf.Tensor, tf.Tensor]] = dataclasses.field(
+        default_factory=dict)  # (split, pooling) -> (features, labels), one copy for all trials
 
     def dim(self, pooling: str) -> int:
         """The width of the head's input for `pooling`."""
@@ -108,9 +108,13 @@ class CachedFeatures:
             return False
         for split, info in (("train", self.train), ("eval", self.eval)):
             features, labels = bottleneck.read_arrays(info)
-            self.held[split, "flatten"] = features, labels
-            positions = features.reshape(len(features), -1, self.channels)
-            self.held[split, "avg"] = positions.mean(axis=1, dtype=np.float32), labels
+            averaged = features.reshape(len(features), -1, self.channels).mean(
+                axis=1, dtype=np.float32)
+            labels = tf.constant(labels)
+            # Tensors, not arrays: `batches_in_memory` then gathers from them without a copy.
+            self.held[split, "flatten"] = tf.constant(features), labels
+            self.held[split, "avg"] = tf.constant(averaged), labels
+            del features
         return True
 
     def dataset(self, split: str, pooling: str, batch_size: int, shuffle: bool, seed: int
@@ -135,14 +139,15 @@ def write_features(hp: HParams, train_files: list[str] | str, eval_files: list[s
                    directory: str) -> CachedFeatures:
     """Runs the frozen base once over the training and eval images; their features to disk.
 
-    The extractor is `build_model`'s own input path (input scaling, the base in inference mode)
-    with flatten pooling, so the records are the cut layer's output; augmentation is off.
+    The extractor is the model's own input path (`build_features`: input scaling, the base in
+    inference mode) with flatten pooling, so the records are the cut layer's output;
+    augmentation is off.
     """
-    plain = dataclasses.replace(hp, pooling="flatten", dense_units=(1,),
-                                augment=AugmentConfig.off(), cache_augmented_copies=0)
-    model = model_lib.build_model(plain)
-    channels = int(model_lib.get_base(model).output.shape[-1])
-    extractor = bottleneck.feature_model(model)
+    plain = dataclasses.replace(hp, pooling="flatten", augment=AugmentConfig.off(),
+                                cache_augmented_copies=0)
+    images, cut, flattened = model_lib.build_features(plain)
+    extractor = tf.keras.Model(images, flattened, name="bottleneck_features")
+    channels = int(cut.shape[-1])
     train_images = data.make_dataset(train_files, hp.image_size, hp.batch_size, shuffle=True,
                                      seed=hp.seed)
     eval_images = data.make_dataset(eval_files, hp.image_size, hp.batch_size, shuffle=False)

@@ -120,7 +120,8 @@ def test_the_search_runs_on_the_cache_and_no_trial_uses_the_base(examples, tmp_p
             raise AssertionError("a trial used the base")
 
         # From here on, any way to the base's forward pass fails the trial that takes it.
-        for module, name in ((model_lib, "build_base"), (model_lib, "build_model"),
+        for module, name in ((model_lib, "build_base"), (model_lib, "build_features"),
+                             (model_lib, "build_model"),
                              (bottleneck, "feature_model"), (bottleneck, "write_cache")):
             monkeypatch.setattr(module, name, refuse)
         return features
