@@ -42,6 +42,22 @@ from trainer.search_space import SearchSpace, TuneConfig, apply_values, describe
 
 OBJECTIVE = "val_accuracy"  # the head's accuracy on the eval split's cached features
 HYPERBAND_FACTOR = 3
+# TensorFlow 2.16 keeps each compiled trial's weights and optimizer slots after the trial, freed
+# Python objects and `clear_session` notwithstanding (benchmarks/README.md, "Tuning"); trials run
+# eagerly keep nothing but are slower. Compiled trials may keep at most this share of the RAM.
+KEPT_MEMORY_SHARE = 0.5
+
+
+def physical_memory() -> int:
+    """The machine's RAM in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def kept_bytes(space: SearchSpace, features: CachedFeatures, trials: int) -> int:
+    """At most what `trials` compiled trials leave behind: the widest head's first kernel and
+    its RMSprop slot (float32) per trial, which dwarf the rest of the head."""
+    widest = max(features.dim(pooling) for pooling in space.pooling)
+    return trials * 2 * 4 * widest * max(space.dense_units)
 
 
 def declare(space: SearchSpace) -> kt.HyperParameters:
@@ -163,12 +179,14 @@ class HeadTuner(base_tuner.BaseTuner):
     folder removed when it ends; `record` keeps what the cache cost, for the Tuner's trials file.
     """
 
-    def __init__(self, oracle: kt.Oracle, hparams: HParams,
+    def __init__(self, oracle: kt.Oracle, hparams: HParams, space: SearchSpace,
                  cache: Callable[[str], CachedFeatures], directory: str,
                  class_weight: dict[int, float] | None = None,
                  compilation: devices.Compilation = devices.NO_XLA) -> None:
         super().__init__(oracle=oracle, directory=directory, project_name="head", overwrite=True)
         self.hparams = hparams
+        self.space = space
+        self.eager = False  # decided when the features' width is known (`on_search_begin`)
         self.class_weight = class_weight
         self.compilation = compilation
         self.record: dict[str, Any] = {}
@@ -189,6 +207,13 @@ class HeadTuner(base_tuner.BaseTuner):
         progress_logger().info("tuning: features of %d training and %d eval images cached in "
                                "%.1f s", self.features.train.records, self.features.eval.records,
                                seconds)
+        kept = kept_bytes(self.space, self.features, self.oracle.max_trials)
+        self.eager = kept > KEPT_MEMORY_SHARE * physical_memory()
+        self.record["trials_run_eagerly"] = self.eager
+        if self.eager:
+            progress_logger().info(
+                "tuning: trials run eagerly (slower): compiled, they could keep up to %.1f GB "
+                "(TensorFlow holds each compiled trial's weights)", kept / 1e9)
 
     def on_search_end(self) -> None:
         super().on_search_end()
@@ -209,6 +234,7 @@ class HeadTuner(base_tuner.BaseTuner):
         features = tf.keras.Input((self.features.dim(pooling),), name="features")
         head = tf.keras.Model(features, model_lib.head(features, hp), name="head")
         model_lib.compile_model(head, hp.num_classes, hp.learning_rate, self.compilation)
+        head.run_eagerly = self.eager
         batch = hp.head_batch_size
         train = self.features.dataset("train", pooling, batch, True, hp.seed)
         evaluation = self.features.dataset("eval", pooling, batch, False, hp.seed)
@@ -244,7 +270,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     logging.info("tuning: %d trials of %s search over %s", tune.trials, tune.algorithm,
                  tune.space.to_config())
     tuner = HeadTuner(
-        make_oracle(tune, hp.epochs, hp.seed), hp,
+        make_oracle(tune, hp.epochs, hp.seed), hp, tune.space,
         lambda directory: write_features(hp, fn_args.train_files, fn_args.eval_files, directory),
         directory=os.path.join(fn_args.working_dir or tempfile.gettempdir(), "keras_tuner"),
         class_weight=class_weight, compilation=plan.compilation)

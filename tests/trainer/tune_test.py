@@ -202,3 +202,27 @@ def test_a_space_file_fixes_values_and_keeps_defaults(tmp_path):
     declared = tune.declare(space)
     assert declared.get("pooling") == "avg" and declared.get("dropout") == 0.3
     assert search_space.SearchSpace.from_config(space.to_config()) == space
+
+
+@pytest.mark.parametrize("memory, eager", [(1 << 50, False), (1, True)])
+def test_trials_run_eagerly_when_compiled_ones_could_keep_too_much(examples, tmp_path,
+                                                                   monkeypatch, memory, eager):
+    monkeypatch.setattr(tune, "physical_memory", lambda: memory)
+    compiled = []
+    real_compile = model_lib.compile_model
+
+    def compile_model(model, *args, **kwargs):
+        real_compile(model, *args, **kwargs)
+        compiled.append(model)
+
+    monkeypatch.setattr(model_lib, "compile_model", compile_model)
+    result = tune.tuner_fn(_fn_args(examples, tmp_path, trials=2))
+    result.tuner.search(**result.fit_kwargs)
+    trials = list(result.tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"] * 2, [t.message for t in trials]
+    assert result.tuner.record["trials_run_eagerly"] is eager
+    assert [m.run_eagerly for m in compiled] == [eager, eager]
+    # The bound: per trial the widest first kernel (flatten's 100 inputs, 8 units) and its slot.
+    space = search_space.SearchSpace(dense_units=(4, 8), head_batch_size=(4, 8))
+    widths = types.SimpleNamespace(dim=lambda pooling: 100 if pooling == "flatten" else 10)
+    assert tune.kept_bytes(space, widths, trials=2) == 2 * 2 * 4 * 100 * 8
