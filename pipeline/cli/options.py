@@ -252,11 +252,6 @@ PIPELINE_OPTIONS = [
                       '[1e-5, 1e-2], "pooling": ["avg"], "head_batch_size": [64, 256]} '
                       "(keys left out keep their default ranges; see docs/model.md)."),
 ]
-PIPELINE_OPTION_NAMES = ("accuracy_threshold", "gate_alpha", "keep_versions", "no_cache",
-                         "span", "eval_percent", "max_quarantined", "max_pixels",
-                         "max_request_images", "max_class_drift", "no_audit", "max_leakage",
-                         "drop_leaked_eval", "tflite", "tflite_tolerance", "tune",
-                         "tune_algorithm", "tune_space")
 
 
 def pipeline_options(command: Callable) -> Callable:
