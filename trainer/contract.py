@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 
+# How the head reads the base's output (`HParams.pooling`; the Tuner's space may search both).
+POOLINGS = ("flatten", "avg")
+
 # Features of the ExampleGen's tf.Examples.
 IMAGE_BYTES = "image_bytes"  # the original encoded file, never decoded pixels
 LABEL = "label"  # int64 class index, in the order of the class names

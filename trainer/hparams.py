@@ -10,9 +10,8 @@ from trainer.augment import AugmentConfig
 from trainer.balance import MODES as CLASS_WEIGHT_MODES
 from trainer.bases import BaseSpec, get_base_spec
 from trainer.configs import reject_unknown_keys
+from trainer.contract import POOLINGS
 from trainer.devices import DeviceConfig
-
-POOLINGS = ("flatten", "avg")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainer.hparams import POOLINGS, HParams
+from trainer.contract import POOLINGS
+
+if TYPE_CHECKING:  # the space is read before TensorFlow loads (`imgpipe run` checks it first)
+    from trainer.hparams import HParams
 
 ALGORITHMS = ("random", "bayesian", "hyperband")
 CHOICE_KEYS = ("dense_units", "pooling", "head_batch_size")
