@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from components.tuner.executor import TRIALS_FILE
+from trainer.search_space import describe_values  # no TensorFlow import
 
 TABLE_HEADER = ("trial", "eval accuracy", "eval loss", "epochs", "seconds", "values")
 
@@ -22,12 +23,6 @@ def read_trials(tuner_results: list) -> dict[str, Any]:
         if isinstance(record, dict):
             return record
     return {}
-
-
-def describe_values(values: dict[str, Any]) -> str:
-    """A trial's values in one line: `dense_units 512, dropout 0.21, ...`."""
-    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-                     for k, v in values.items())
 
 
 def best_trial(tuning: dict[str, Any]) -> dict[str, Any] | None:
