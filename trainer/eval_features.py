@@ -134,12 +134,6 @@ def load(directory: str) -> tuple[Stored | None, str]:
     return Stored(cache, keys, manifest["config"]), ""
 
 
-def _stored_labels(cache: bottleneck.CacheInfo) -> np.ndarray:
-    return np.concatenate([labels.numpy() for _, labels in
-                           bottleneck.read_cache(cache, 4096, shuffle=False, memory_bytes=0)]
-                          or [np.zeros(0, np.int64)])
-
-
 def _pairs(keys: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:
     return sorted(zip(keys.tolist(), labels.tolist(), strict=True))
 
@@ -162,14 +156,16 @@ def check(stored: Stored, hp: HParams, model: tf.keras.Model, eval_files: list[s
         first = images.numpy() if first is None else first
         keys.append(pixel_keys(images.numpy()))
         labels.append(batch_labels.numpy())
-    if first is None or len(stored.keys) != stored.cache.records or _pairs(
-            stored.keys, _stored_labels(stored.cache)) != _pairs(np.concatenate(keys),
-                                                                  np.concatenate(labels)):
-        return (f"they are of other images or labels ({stored.cache.records} records, the "
-                f"Trainer's {sum(len(k) for k in keys)})"), None
+    other = (f"they are of other images or labels ({stored.cache.records} records, the "
+             f"Trainer's {sum(len(k) for k in keys)})")
+    if first is None or len(stored.keys) != stored.cache.records:
+        return other, None
     rows = {int(key): row for row, key in enumerate(stored.keys)}
+    # A key not stored reads row 0 here, and fails the comparison of the pairs below.
+    stored_labels, theirs = _read(stored.cache, [rows.get(int(key), 0) for key in keys[0]])
+    if _pairs(stored.keys, stored_labels) != _pairs(np.concatenate(keys), np.concatenate(labels)):
+        return other, None
     ours = bottleneck.feature_model(model)(first, training=False).numpy().astype(np.float32)
-    theirs = _rows(stored.cache, [rows[int(key)] for key in keys[0]])
     scale = max(float(np.abs(ours).max()), 1e-12)
     difference = float(np.abs(ours - theirs).max()) / scale
     if difference > TOLERANCE:
@@ -178,18 +174,21 @@ def check(stored: Stored, hp: HParams, model: tf.keras.Model, eval_files: list[s
     return "", difference
 
 
-def _rows(cache: bottleneck.CacheInfo, rows: list[int]) -> np.ndarray:
-    """The stored features of the records at `rows`, read one shard at a time."""
+def _read(cache: bottleneck.CacheInfo, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the shards: every record's label, and the features of the records at
+    `rows`."""
     rows = np.asarray(rows)
+    labels = np.empty(cache.records, np.int64)
     out = np.empty((len(rows), cache.feature_dim), np.float32)
     start = 0
     for path in cache.shards:
         with tf.io.gfile.GFile(path, "rb") as f:
             shard = np.frombuffer(f.read(), np.float32).reshape(-1, cache.feature_dim + 1)
+        labels[start:start + len(shard)] = shard[:, -1]
         inside = (rows >= start) & (rows < start + len(shard))
         out[inside] = shard[rows[inside] - start, :-1]
         start += len(shard)
-    return out
+    return labels, out
 
 
 def use(directory: str | None, hp: HParams, model: tf.keras.Model,
